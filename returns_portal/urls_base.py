@@ -1,0 +1,12 @@
+"""URLs on BASE_DOMAIN itself: `/admin/` (the user's tenants), `/api/`, `/webhooks/`
+(`/healthz` is answered by the tenancy middleware on every host)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("returns_portal.api.urls")),
+]
