@@ -86,7 +86,9 @@ class BusinessCalendar:
 def due_after_hours(start: datetime, hours: float) -> datetime:
     """`start` plus `hours` of elapsed time, in UTC."""
     _require_aware(start)
-    return (start + timedelta(hours=hours)).astimezone(UTC)
+    # Convert first: arithmetic on a datetime in a ZoneInfo zone is wall-clock
+    # arithmetic, which would make 72 h across a DST change 71 or 73 h.
+    return start.astimezone(UTC) + timedelta(hours=hours)
 
 
 def due_after_days(start: datetime, days: float) -> datetime:

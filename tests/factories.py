@@ -19,6 +19,7 @@ class TenantFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Tenant
         django_get_or_create = ("slug",)
+        skip_postgeneration_save = True
 
     slug = factory.Sequence(lambda n: f"shop{n}")
     name = factory.LazyAttribute(lambda o: f"{o.slug.title()} Store")
@@ -30,7 +31,7 @@ class TenantFactory(factory.django.DjangoModelFactory):
     escalation_email = factory.LazyAttribute(lambda o: f"escalations@{o.slug}.example")
 
     @factory.post_generation
-    def provision(obj, create, extracted, **kwargs):  # noqa: N805
+    def provision(obj, create, extracted, **kwargs):
         if create:
             from returns_portal.tenancy import provisioning
 
@@ -41,6 +42,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = User
         django_get_or_create = ("username",)
+        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda o: f"{o.username}@staff.example")
