@@ -347,10 +347,15 @@ class CarrierAdapter:
         return None
 
     def verify_webhook(
-        self, *, headers: Mapping[str, str], body: bytes, secret: str, now: datetime
+        self, *, headers: Mapping[str, str], body: bytes, secret: str, now: datetime,
+        query: Mapping[str, str] | None = None,
     ) -> WebhookVerification:
-        """Verify a webhook delivery on the raw bytes. Raises
-        WebhookVerificationError; the default refuses (no webhooks)."""
+        """Verify a webhook delivery on the raw bytes, in constant time.
+
+        ``query`` carries the delivery URL's query parameters (Shippo's token
+        scheme). Returns the provider event id / signed time for the caller's
+        de-duplication and replay window. Raises WebhookVerificationError; the
+        default refuses (the carrier sends no webhooks)."""
         raise WebhookVerificationError(f"{self.code} sends no verifiable webhooks")
 
     def fetch(self, numbers: Sequence[str], credentials: Credentials, *, timeout: float) -> bytes:
