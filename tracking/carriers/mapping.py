@@ -7,6 +7,7 @@ A mapping file is data, written from the carrier's documentation, with a
     carrier = "ups"
     case = "upper"                 # how codes are normalized: upper | lower | keep
     strip_leading_zeros = false    # Canada Post sends 0174 for 174
+    pad = 2                        # USPS: numeric codes are two digits (7 -> 07)
     keys = ["{hint}:{code}", "{code}", "{hint}"]   # lookup order; a key whose
                                    # fields are missing is skipped
     refine = ["accepted"]          # aggregators: statuses the physical carrier's
@@ -77,6 +78,7 @@ class CarrierMapping:
     carrier: str
     case: str
     strip_leading_zeros: bool
+    pad: int
     keys: tuple[str, ...]
     refine: tuple[str, ...]
     entries: dict[str, Entry]
@@ -95,6 +97,8 @@ class CarrierMapping:
             text = text.lower()
         if self.strip_leading_zeros and text.isdigit():
             text = text.lstrip("0") or "0"
+        elif self.pad and text.isdigit() and len(text) < self.pad:
+            text = text.zfill(self.pad)
         return text
 
     def candidate_keys(self, code: str | None, hint: str | None, detail: str | None) -> list[str]:
@@ -155,6 +159,7 @@ def load_mapping(name: str) -> CarrierMapping:
         carrier=meta.get("carrier", name),
         case=meta.get("case", "upper"),
         strip_leading_zeros=bool(meta.get("strip_leading_zeros", False)),
+        pad=int(meta.get("pad", 0)),
         keys=tuple(meta.get("keys", ["{code}"])),
         refine=tuple(meta.get("refine", ())),
         entries=entries,

@@ -63,7 +63,7 @@ class Adapter(CarrierAdapter):
             summary = SummaryStatus(
                 code=c.opt(status.get("status")), description=c.clean(status.get("status_details")),
                 occurred_at=summary_at, occurred_at_local=c.opt(status.get("status_date")),
-                detail=c.opt(c.get(status, "substatus", "code")),
+                hint=c.opt(status.get("status")), detail=c.opt(c.get(status, "substatus", "code")),
             )
         number = c.opt(track.get("tracking_number")) or tracking_number
         return [TrackingResult(
