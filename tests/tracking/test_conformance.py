@@ -17,7 +17,12 @@ from pathlib import Path
 import pytest
 
 from tracking.carriers.registry import get_adapter
-from tracking.normalize import derive_milestones, normalize_result, shipment_status, summary_fallback
+from tracking.normalize import (
+    derive_milestones,
+    normalize_result,
+    shipment_status,
+    summary_fallback,
+)
 
 CORPUS = Path(__file__).resolve().parents[2] / ".." / "shared" / "carriers"
 NOW = datetime(2026, 6, 1, tzinfo=UTC)

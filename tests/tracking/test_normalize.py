@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from tracking.carriers.base import RawEvent, TrackingResult
 from tracking.carriers.registry import get_adapter
 from tracking.normalize import (
-    derive_milestones,
     dedupe_key,
+    derive_milestones,
     normalize_event,
     normalize_result,
     shipment_status,
@@ -142,7 +142,7 @@ def test_normalize_result_requires_aware_now() -> None:
     import pytest
 
     with pytest.raises(ValueError):
-        get_adapter("fedex").parse(b"{}", now=datetime(2026, 1, 1))  # noqa: DTZ001
+        get_adapter("fedex").parse(b"{}", now=datetime(2026, 1, 1))
 
 
 def test_normalize_not_found_result_has_no_events() -> None:

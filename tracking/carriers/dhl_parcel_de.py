@@ -15,7 +15,6 @@ from datetime import datetime
 from xml.etree.ElementTree import Element
 
 from . import _common as c
-
 from .base import CarrierAdapter, Credentials, PayloadError, RawEvent, TrackingResult
 
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from . import _common as c
 from . import timeparse
-from .base import CarrierAdapter, Credentials, PayloadError, RawEvent, SummaryStatus, TrackingResult
+from .base import CarrierAdapter, Credentials, PayloadError, SummaryStatus, TrackingResult
 
 
 def _addr_location(node: Mapping[str, object] | None) -> object:

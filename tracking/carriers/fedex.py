@@ -13,7 +13,6 @@ date-only value (shared/carriers/EXPECTED.md, FedEx PU). Per-number errors
 
 from __future__ import annotations
 
-
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 

@@ -16,6 +16,7 @@ Webhooks: ``{"type": "tracker.updated", "data": {...tracker}}`` signed with
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -97,10 +98,8 @@ class Adapter(CarrierAdapter):
         if not hmac.compare_digest(expected.encode(), value.strip().lower().encode()):
             raise WebhookVerificationError("karrio signature mismatch")
         event_id = None
-        try:
+        with contextlib.suppress(PayloadError, AttributeError):
             event_id = c.opt(c.load_json(body).get("id"))
-        except (PayloadError, AttributeError):
-            pass
         return WebhookVerification(provider=self.code, event_id=event_id)
 
     def fetch(self, numbers: Sequence[str], credentials: Credentials, *, timeout: float) -> bytes:

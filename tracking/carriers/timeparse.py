@@ -345,9 +345,9 @@ def parse_iso(text: str) -> WallTime | None:
     y, mo, d, h, mi, s, frac, off = match.groups()
     try:
         if h is None:
-            return WallTime(datetime(int(y), int(mo), int(d)), "date", parse_offset(off) if off else None)
+            return WallTime(datetime(int(y), int(mo), int(d)), "date", parse_offset(off) if off else None)  # noqa: DTZ001 - a wall time, zone resolved later
         micro = int((frac or "0")[:6].ljust(6, "0"))
-        naive = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s or 0), micro)
+        naive = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s or 0), micro)  # noqa: DTZ001 - wall time
     except ValueError:
         return None
     precision: TimePrecision = "second" if s is not None else "minute"
@@ -398,11 +398,11 @@ def _hour12(hour: int, ampm: str | None) -> int:
 def _build(y: int, mo: int, d: int, h: str | None, mi: str | None, s: str | None, ampm: str | None) -> WallTime | None:
     try:
         if h is None:
-            return WallTime(datetime(y, mo, d), "date")
+            return WallTime(datetime(y, mo, d), "date")  # noqa: DTZ001 - wall time
         hour = int(h)
         if ampm and not 1 <= hour <= 12:
             return None
-        naive = datetime(y, mo, d, _hour12(hour, ampm), int(mi or 0), int(s or 0))
+        naive = datetime(y, mo, d, _hour12(hour, ampm), int(mi or 0), int(s or 0))  # noqa: DTZ001 - wall time
     except ValueError:
         return None
     return WallTime(naive, "second" if s is not None else "minute")
