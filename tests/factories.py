@@ -30,7 +30,7 @@ class TenantFactory(factory.django.DjangoModelFactory):
     escalation_email = factory.LazyAttribute(lambda o: f"escalations@{o.slug}.example")
 
     @factory.post_generation
-    def provision(obj, create, extracted, **kwargs):  # noqa: N805
+    def provision(obj, create, extracted, **kwargs):
         if create:
             from returns_portal.tenancy import provisioning
 
