@@ -722,6 +722,8 @@ def order_upsert(
         return OrderUpsertResult(order=order, created=True, changed=True)
 
     order = existing
+    stored_lines = list(OrderLine.objects.filter(tenant=tenant, order=order).order_by("position"))
+    _order_lines_check(stored_lines, data.lines, line_values)
     changes = _differences(order, values)
     if changes:
         for name, (_old, new) in changes.items():
@@ -732,7 +734,11 @@ def order_upsert(
         Order.objects.filter(pk=order.pk).update(source_row=data.source_row)
         order.source_row = data.source_row
     lines_changed, notices = _order_lines_sync(
-        tenant=tenant, order=order, lines=data.lines, line_values=line_values
+        tenant=tenant,
+        order=order,
+        stored_lines=stored_lines,
+        lines=data.lines,
+        line_values=line_values,
     )
     return OrderUpsertResult(
         order=order,
@@ -742,19 +748,14 @@ def order_upsert(
     )
 
 
-def _order_lines_sync(
-    *,
-    tenant: Tenant,
-    order: Order,
+def _order_lines_check(
+    stored_lines: list[OrderLine],
     lines: tuple[OrderLineData, ...],
     line_values: list[dict[str, Any]],
-) -> tuple[bool, list[OrderNotice]]:
-    """Bring `order`'s lines to `line_values` by position; see `order_upsert`.
-
-    Returns (anything written, notices). Raises `OrderDataError` on a SKU or
-    title mismatch before writing anything."""
-    existing = list(OrderLine.objects.filter(tenant=tenant, order=order).order_by("position"))
-    by_position = {line.position: line for line in existing}
+) -> None:
+    """Lines are matched by position and must keep their SKU and title (DESIGN.md
+    section 4): raise `OrderDataError` for the first line that does not."""
+    by_position = {line.position: line for line in stored_lines}
     for position, (line, one) in enumerate(zip(lines, line_values, strict=True), start=1):
         stored = by_position.get(position)
         if stored is not None and (stored.sku, stored.title) != (one["sku"], one["title"]):
@@ -764,6 +765,20 @@ def _order_lines_sync(
                 "by position); the order was not updated",
                 line=line.source_row,
             )
+
+
+def _order_lines_sync(
+    *,
+    tenant: Tenant,
+    order: Order,
+    stored_lines: list[OrderLine],
+    lines: tuple[OrderLineData, ...],
+    line_values: list[dict[str, Any]],
+) -> tuple[bool, list[OrderNotice]]:
+    """Bring `order`'s lines (`stored_lines`, already checked by
+    `_order_lines_check`) to `line_values` by position; see `order_upsert`.
+    Returns (anything written, notices)."""
+    by_position = {line.position: line for line in stored_lines}
     with_returns = set(
         ReturnLine.objects.filter(tenant=tenant, order_line__order=order).values_list(
             "order_line_id", flat=True

@@ -444,7 +444,8 @@ def read_orders(lines: Iterable[str]) -> Iterator[ParsedOrder]:
 
     Yields `ParsedOrder`s in file order. Raises `ExportFileError` for a missing
     or unusable header (before anything is yielded) and for a line that is not
-    UTF-8 (mid-way: orders already yielded stay valid).
+    UTF-8 (mid-way: the orders yielded before stay valid; the order being read
+    when it happened is yielded as failed first, as the line may be one of its).
     """
     records = _records(lines)
     header: list[str] | None = None
@@ -456,18 +457,50 @@ def read_orders(lines: Iterable[str]) -> Iterator[ParsedOrder]:
             break
     if header is None:
         raise ExportFileError("the file is empty (no header row)", line=1)
-    width = len(header)
-    name_index = header.index("Name")
-    id_index = header.index("Id") if "Id" in header else None
-    seen_numbers: set[str] = set()
-    current: _Group | None = None
+    grouper = _Grouper(header)
+    try:
+        for start, fields, error in records:
+            yield from grouper.feed(start, fields, error)
+    except ExportFileError as exc:
+        yield from grouper.abort(exc)
+        raise
+    yield from grouper.close()
 
-    def finish(group: _Group | None) -> Iterator[ParsedOrder]:
-        if group is not None:
-            yield _parse_group(group, header)
 
-    for start, fields, error in records:
-        if error:
+class _Grouper:
+    """Gathers consecutive records into orders (see the module docstring)."""
+
+    def __init__(self, header: list[str]) -> None:
+        self.header = header
+        self.width = len(header)
+        self.name_index = header.index("Name")
+        self.id_index = header.index("Id") if "Id" in header else None
+        self.seen_numbers: set[str] = set()
+        self.current: _Group | None = None
+
+    def _finish(self) -> list[ParsedOrder]:
+        group, self.current = self.current, None
+        return [] if group is None else [_parse_group(group, self.header)]
+
+    def close(self) -> list[ParsedOrder]:
+        return self._finish()
+
+    def abort(self, exc: ExportFileError) -> list[ParsedOrder]:
+        if self.current is not None:
+            self.current.errors.append(
+                RowIssue(
+                    exc.line or self.current.first_line,
+                    self.current.name,
+                    f"{exc.message}; the order is not imported because that line may "
+                    "be one of its lines",
+                )
+            )
+        return self._finish()
+
+    def feed(self, start: int, fields: list[str] | None, error: str) -> list[ParsedOrder]:
+        """Take one record; returns the orders it finished (zero or one, or two)."""
+        current = self.current
+        if error or fields is None:
             if current is not None:
                 # The record may have been one of this order's lines: importing the
                 # order without it would shift its lines' positions (DESIGN section 4).
@@ -479,59 +512,60 @@ def read_orders(lines: Iterable[str]) -> Iterator[ParsedOrder]:
                         "because the record may be one of its lines",
                     )
                 )
-            else:
-                issue = RowIssue(start, "", f"unreadable CSV record ({error})")
-                yield ParsedOrder("", start, start, None, errors=(issue,))
-            continue
-        if not fields or not any(value.strip() for value in fields):
-            continue  # a blank line, or a spreadsheet's row of empty cells
+                return []
+            issue = RowIssue(start, "", f"unreadable CSV record ({error})")
+            return [ParsedOrder("", start, start, None, errors=(issue,))]
+        if not any(value.strip() for value in fields):
+            return []  # a blank line, or a spreadsheet's row of empty cells
         problems: list[str] = []
-        if len(fields) != width:
-            problems.append(f"expected {width} fields, found {len(fields)}")
+        if len(fields) != self.width:
+            problems.append(f"expected {self.width} fields, found {len(fields)}")
         if any("\x00" in value for value in fields):
             problems.append("NUL character in the record")
-        record = dict(zip(header, fields, strict=True)) if len(fields) == width else {}
-        name = fields[name_index].strip() if len(fields) > name_index else ""
-        shopify_id = (
-            fields[id_index].strip() if id_index is not None and len(fields) > id_index else ""
-        )
+        record = dict(zip(self.header, fields, strict=True)) if len(fields) == self.width else {}
+        name = fields[self.name_index].strip() if len(fields) > self.name_index else ""
+        shopify_id = ""
+        if self.id_index is not None and len(fields) > self.id_index:
+            shopify_id = fields[self.id_index].strip()
+        finished: list[ParsedOrder] = []
         if not name:
             if current is not None and not _has_order_fields(record):
                 current.records.append((start, record))
                 for message in ["missing Name on a line item record", *problems]:
                     current.errors.append(RowIssue(start, current.name, message))
-                continue
-            yield from finish(current)
-            current = _Group(name="", shopify_id=shopify_id)
-            current.records.append((start, record))
+                return finished
+            finished = self._finish()
+            self.current = _Group(name="", shopify_id=shopify_id)
+            self.current.records.append((start, record))
             for message in ["missing Name", *problems]:
-                current.errors.append(RowIssue(start, "", message))
-            continue
+                self.current.errors.append(RowIssue(start, "", message))
+            return finished
         same_order = (
             current is not None
             and name == current.name
             and (not shopify_id or not current.shopify_id or shopify_id == current.shopify_id)
         )
         if not same_order:
-            yield from finish(current)
-            current = _Group(name=name, shopify_id=shopify_id)
+            finished = self._finish()
+            self.current = _Group(name=name, shopify_id=shopify_id)
             key = name.lstrip("#").strip().lower()
-            if key in seen_numbers:
-                current.errors.append(
+            if key in self.seen_numbers:
+                self.current.errors.append(
                     RowIssue(
                         start,
                         name,
                         f"order {name} appears again (an order's records must be consecutive)",
                     )
                 )
-            seen_numbers.add(key)
-        assert current is not None
-        current.records.append((start, record))
-        if shopify_id and not current.shopify_id:
-            current.shopify_id = shopify_id
+            self.seen_numbers.add(key)
+        group = self.current
+        assert group is not None
+        group.records.append((start, record))
+        if shopify_id and not group.shopify_id:
+            group.shopify_id = shopify_id
         for message in problems:
-            current.errors.append(RowIssue(start, name, message))
-    yield from finish(current)
+            group.errors.append(RowIssue(start, name, message))
+        return finished
 
 
 def _parse_group(group: _Group, header: list[str]) -> ParsedOrder:
