@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from celery import current_app
 from django.db import DataError, IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 
 from returns_portal.tenancy.models import Tenant
 from rma import hooks
@@ -594,6 +594,127 @@ def _differences(obj: Any, values: dict[str, Any]) -> dict[str, tuple[Any, Any]]
     }
 
 
+@dataclass(frozen=True)
+class _OrderPlan:
+    """`OrderData` turned into column values, before any database access.
+
+    `values` lacks `shopify_id` and `customer`, which depend on the stored order."""
+
+    data: OrderData
+    number: str
+    number_key: str
+    email_normalized: str
+    values: dict[str, Any]
+    line_values: list[dict[str, Any]]
+
+    def match(self) -> Q:
+        """Rows that may be this order: same number key, or same Shopify id."""
+        match = Q(number_key=self.number_key)
+        if self.data.shopify_id:
+            match |= Q(shopify_id=self.data.shopify_id)
+        return match
+
+
+def _order_plan(data: OrderData) -> _OrderPlan:
+    """Validate `data` and compute every column `order_upsert` would write.
+
+    Raises `OrderDataError` (see `order_upsert`)."""
+    number = data.number.strip()
+    number_key = Order.normalize_number(number)
+    if not number_key:
+        raise OrderDataError("missing order number", line=data.source_row)
+    currency = data.currency.strip().upper()
+    if currency not in KNOWN_CURRENCIES:
+        raise OrderDataError(f"unknown currency {data.currency!r}", line=data.source_row)
+    values = _order_values(data, currency)
+    _check_lengths(Order, values, what="order", line=data.source_row)
+    email_normalized = ""
+    if data.email.strip():
+        email_normalized = Customer.normalize_email(data.email)
+        _check_lengths(
+            Customer, {"email_normalized": email_normalized}, what="customer", line=data.source_row
+        )
+    refunded = refunded_units(
+        lines=data.lines,
+        refunded_amount=values["refunded_amount"],
+        financial_status=values["financial_status"],
+        currency=currency,
+        taxes_included=data.taxes_included,
+        order_taxes=values["taxes"],
+    )
+    line_values = []
+    for line, refunded_quantity in zip(data.lines, refunded, strict=True):
+        one = _line_values(line, currency, refunded_quantity)
+        _check_lengths(OrderLine, one, what="line", line=line.source_row)
+        line_values.append(one)
+    return _OrderPlan(
+        data=data,
+        number=number,
+        number_key=number_key,
+        email_normalized=email_normalized,
+        values=values,
+        line_values=line_values,
+    )
+
+
+def _order_resolve(plan: _OrderPlan, candidates: list[Order]) -> Order | None:
+    """The stored order `plan` updates, among `candidates` (rows matching `plan.match()`),
+    or None for a new order. Raises `OrderDataError` when the Shopify id and the
+    number point at different orders."""
+    data = plan.data
+    by_id = next(
+        (o for o in candidates if data.shopify_id and o.shopify_id == data.shopify_id), None
+    )
+    by_number = next((o for o in candidates if o.number_key == plan.number_key), None)
+    if by_id is not None and by_number is not None and by_id.pk != by_number.pk:
+        raise OrderDataError(
+            f"Shopify order {data.shopify_id} is now numbered {plan.number}, "
+            "which another order already has",
+            line=data.source_row,
+        )
+    if (
+        by_id is None
+        and by_number is not None
+        and data.shopify_id
+        and by_number.shopify_id
+        and by_number.shopify_id != data.shopify_id
+    ):
+        raise OrderDataError(
+            f"order number {plan.number} already belongs to Shopify order "
+            f"{by_number.shopify_id}, not {data.shopify_id}",
+            line=data.source_row,
+        )
+    return by_id or by_number
+
+
+def _order_unchanged(plan: _OrderPlan, order: Order, stored_lines: list[OrderLine]) -> bool:
+    """True when `order_upsert(plan.data)` would write nothing to `order` (whose
+    customer is loaded) and its `stored_lines` (in position order)."""
+    data = plan.data
+    if data.shopify_id and data.shopify_id != order.shopify_id:
+        return False
+    if data.source_row is not None and data.source_row != order.source_row:
+        return False
+    if _differences(order, plan.values):
+        return False
+    customer = order.customer
+    if plan.email_normalized:
+        if customer is None or customer.email_normalized != plan.email_normalized:
+            return False
+        if not customer.name and data.customer_name:
+            return False
+    elif customer is not None:
+        return False
+    if len(stored_lines) != len(plan.line_values):
+        return False
+    return all(
+        stored.position == position and not _differences(stored, one)
+        for position, (stored, one) in enumerate(
+            zip(stored_lines, plan.line_values, strict=True), 1
+        )
+    )
+
+
 @transaction.atomic
 def order_upsert(
     *,
@@ -630,79 +751,32 @@ def order_upsert(
     Raises `OrderDataError` for data that cannot be stored (unknown currency,
     number clash, SKU/title mismatch, over-long text, naive times).
     """
-    number = data.number.strip()
-    number_key = Order.normalize_number(number)
-    if not number_key:
-        raise OrderDataError("missing order number", line=data.source_row)
-    currency = data.currency.strip().upper()
-    if currency not in KNOWN_CURRENCIES:
-        raise OrderDataError(f"unknown currency {data.currency!r}", line=data.source_row)
-    values = _order_values(data, currency)
-    _check_lengths(Order, values, what="order", line=data.source_row)
-
-    existing: Order | None = None
-    if data.shopify_id:
-        existing = (
-            Order.objects.select_for_update()
-            .filter(tenant=tenant, shopify_id=data.shopify_id)
-            .first()
-        )
-    if existing is None:
-        existing = (
-            Order.objects.select_for_update().filter(tenant=tenant, number_key=number_key).first()
-        )
-        if (
-            existing is not None
-            and data.shopify_id
-            and existing.shopify_id
-            and existing.shopify_id != data.shopify_id
-        ):
-            raise OrderDataError(
-                f"order number {number} already belongs to Shopify order {existing.shopify_id}, "
-                f"not {data.shopify_id}",
-                line=data.source_row,
-            )
-    elif (
-        existing.number_key != number_key
-        and Order.objects.filter(tenant=tenant, number_key=number_key)
-        .exclude(pk=existing.pk)
-        .exists()
-    ):
-        raise OrderDataError(
-            f"Shopify order {data.shopify_id} is now numbered {number}, "
-            "which another order already has",
-            line=data.source_row,
-        )
+    plan = _order_plan(data)
+    candidates = list(
+        Order.objects.select_for_update(of=("self",))
+        .select_related("customer")
+        .filter(plan.match(), tenant=tenant)
+    )
+    existing = _order_resolve(plan, candidates)
+    values = dict(plan.values)
     values["shopify_id"] = data.shopify_id or (existing.shopify_id if existing else "")
 
     customer: Customer | None = None
-    if data.email.strip():
-        email_normalized = Customer.normalize_email(data.email)
-        _check_lengths(
-            Customer, {"email_normalized": email_normalized}, what="customer", line=data.source_row
-        )
-        customer, _created = Customer.objects.get_or_create(
-            tenant=tenant,
-            email_normalized=email_normalized,
-            defaults={"name": data.customer_name[:200], "created_at": now},
-        )
+    if plan.email_normalized:
+        linked = existing.customer if existing is not None else None
+        if linked is not None and linked.email_normalized == plan.email_normalized:
+            customer = linked
+        else:
+            customer, _created = Customer.objects.get_or_create(
+                tenant=tenant,
+                email_normalized=plan.email_normalized,
+                defaults={"name": data.customer_name[:200], "created_at": now},
+            )
         if not customer.name and data.customer_name:
-            Customer.objects.filter(pk=customer.pk).update(name=data.customer_name[:200])
+            customer.name = data.customer_name[:200]
+            Customer.objects.filter(pk=customer.pk).update(name=customer.name)
     values["customer"] = customer
-
-    refunded = refunded_units(
-        lines=data.lines,
-        refunded_amount=values["refunded_amount"],
-        financial_status=values["financial_status"],
-        currency=currency,
-        taxes_included=data.taxes_included,
-        order_taxes=values["taxes"],
-    )
-    line_values = []
-    for line, refunded_quantity in zip(data.lines, refunded, strict=True):
-        one = _line_values(line, currency, refunded_quantity)
-        _check_lengths(OrderLine, one, what="line", line=line.source_row)
-        line_values.append(one)
+    line_values = plan.line_values
 
     if existing is None:
         order = Order(
@@ -779,22 +853,26 @@ def _order_lines_sync(
     `_order_lines_check`) to `line_values` by position; see `order_upsert`.
     Returns (anything written, notices)."""
     by_position = {line.position: line for line in stored_lines}
-    with_returns = set(
-        ReturnLine.objects.filter(tenant=tenant, order_line__order=order).values_list(
-            "order_line_id", flat=True
-        )
-    )
-    written = False
-    notices: list[OrderNotice] = []
     to_create: list[OrderLine] = []
+    to_change: list[tuple[int, OrderLineData, OrderLine, dict[str, tuple[Any, Any]]]] = []
     for position, (line, one) in enumerate(zip(lines, line_values, strict=True), start=1):
         stored = by_position.pop(position, None)
         if stored is None:
             to_create.append(OrderLine(tenant=tenant, order=order, position=position, **one))
             continue
         changes = _differences(stored, one)
-        if not changes:
-            continue
+        if changes:
+            to_change.append((position, line, stored, changes))
+    written = False
+    notices: list[OrderNotice] = []
+    if not (to_change or by_position or to_create):
+        return written, notices
+    with_returns = set(
+        ReturnLine.objects.filter(tenant=tenant, order_line__order=order).values_list(
+            "order_line_id", flat=True
+        )
+    )
+    for position, line, stored, changes in to_change:
         if stored.pk in with_returns:
             described = ", ".join(
                 f"{name} {_shown(old)} -> {_shown(new)}" for name, (old, new) in changes.items()
@@ -861,6 +939,10 @@ class ImportResult:
         return self.failed == 0 and self.stopped_at is None
 
 
+#: Orders read before the stored ones are fetched together to spot unchanged orders.
+IMPORT_CHUNK = 500
+
+
 def order_import_csv(
     *,
     tenant: Tenant,
@@ -875,12 +957,18 @@ def order_import_csv(
     its order only and re-importing the same file changes nothing (orders are
     counted `unchanged`). `now` (aware) stamps created orders and customers.
 
+    The file is streamed; orders are handled in file order, in chunks of
+    `IMPORT_CHUNK` whose stored orders and lines are read with two queries, so
+    an order that is already stored exactly as exported costs no query of its
+    own (it is not locked either: nothing is written to it).
+
     Raises `ExportFileError` when the file cannot be opened or is not an
     orders export (no header, required columns missing): nothing is imported.
     A line that is not UTF-8 further down stops the import there
     (`ImportResult.stopped_at`); orders before it stay imported.
     """
     result = ImportResult()
+    chunk: list[ParsedOrder] = []
     with open_export(stream_or_path) as lines:
         orders = read_orders(lines)
         while True:
@@ -891,23 +979,105 @@ def order_import_csv(
             except ExportFileError as exc:
                 if exc.line == 1 or exc.line is None:
                     raise
+                _import_chunk(tenant=tenant, chunk=chunk, now=now, result=result)
+                chunk = []
                 result.stopped_at = RowIssue(
                     exc.line, "", f"{exc.message}; this line and the rest were not imported"
                 )
                 result.failed += 1
                 break
-            _import_one(tenant=tenant, parsed=parsed, now=now, result=result)
+            chunk.append(parsed)
+            if len(chunk) >= IMPORT_CHUNK:
+                _import_chunk(tenant=tenant, chunk=chunk, now=now, result=result)
+                chunk = []
+    _import_chunk(tenant=tenant, chunk=chunk, now=now, result=result)
     return result
+
+
+def _import_chunk(
+    *, tenant: Tenant, chunk: list[ParsedOrder], now: datetime, result: ImportResult
+) -> None:
+    """Import `chunk` in order; orders stored exactly as exported are only counted."""
+    plans: dict[int, _OrderPlan] = {}
+    for index, parsed in enumerate(chunk):
+        if parsed.data is not None:
+            try:
+                plans[index] = _order_plan(parsed.data)
+            except OrderDataError:
+                continue  # order_upsert raises it again and it is reported there
+    stored = _orders_prefetch(tenant=tenant, plans=list(plans.values()))
+    touched: set[int] = set()
+    for index, parsed in enumerate(chunk):
+        plan = plans.get(index)
+        if plan is not None:
+            order = stored.resolve(plan)
+            if (
+                order is not None
+                and order.pk not in touched
+                and _order_unchanged(plan, order, stored.lines.get(order.pk, []))
+            ):
+                result.warnings.extend(parsed.warnings)
+                result.unchanged += 1
+                continue
+        written = _import_one(tenant=tenant, parsed=parsed, now=now, result=result)
+        if written is not None:
+            touched.add(written)
+
+
+@dataclass
+class _StoredOrders:
+    """Stored orders that the plans of a chunk may update, with their lines."""
+
+    by_number: dict[str, Order]
+    by_shopify_id: dict[str, Order]
+    lines: dict[int, list[OrderLine]]
+
+    def resolve(self, plan: _OrderPlan) -> Order | None:
+        candidates = [
+            o
+            for o in (
+                self.by_number.get(plan.number_key),
+                self.by_shopify_id.get(plan.data.shopify_id) if plan.data.shopify_id else None,
+            )
+            if o is not None
+        ]
+        try:
+            return _order_resolve(plan, candidates)
+        except OrderDataError:
+            return None
+
+
+def _orders_prefetch(*, tenant: Tenant, plans: list[_OrderPlan]) -> _StoredOrders:
+    """The tenant's orders matching any of `plans` (with customers), and their lines."""
+    if not plans:
+        return _StoredOrders({}, {}, {})
+    match = Q(number_key__in={plan.number_key for plan in plans})
+    shopify_ids = {plan.data.shopify_id for plan in plans if plan.data.shopify_id}
+    if shopify_ids:
+        match |= Q(shopify_id__in=shopify_ids)
+    orders = list(Order.objects.filter(match, tenant=tenant).select_related("customer"))
+    lines: dict[int, list[OrderLine]] = {}
+    for line in OrderLine.objects.filter(tenant=tenant, order__in=[o.pk for o in orders]).order_by(
+        "order_id", "position"
+    ):
+        lines.setdefault(line.order_id, []).append(line)
+    return _StoredOrders(
+        by_number={o.number_key: o for o in orders},
+        by_shopify_id={o.shopify_id: o for o in orders if o.shopify_id},
+        lines=lines,
+    )
 
 
 def _import_one(
     *, tenant: Tenant, parsed: ParsedOrder, now: datetime, result: ImportResult
-) -> None:
+) -> int | None:
+    """Write one parsed order through `order_upsert` and count it; returns the pk of
+    the order written, or None."""
     result.warnings.extend(parsed.warnings)
     if parsed.data is None:
         result.failed += 1
         result.errors.extend(parsed.errors)
-        return
+        return None
     try:
         outcome = order_upsert(
             tenant=tenant, data=parsed.data, now=now, source=OrderSource.SHOPIFY_CSV
@@ -915,13 +1085,13 @@ def _import_one(
     except OrderDataError as exc:
         result.failed += 1
         result.errors.append(RowIssue(exc.line or parsed.first_line, parsed.number, exc.message))
-        return
+        return None
     except (IntegrityError, DataError) as exc:
         result.failed += 1
         result.errors.append(
             RowIssue(parsed.first_line, parsed.number, f"the database refused the order: {exc}")
         )
-        return
+        return None
     for notice in outcome.notices:
         result.warnings.append(
             RowIssue(notice.line or parsed.first_line, parsed.number, notice.message)
@@ -932,5 +1102,6 @@ def _import_one(
         result.updated += 1
     else:
         result.unchanged += 1
-        return
+        return outcome.order.pk
     result.lines += len(parsed.data.lines)
+    return outcome.order.pk

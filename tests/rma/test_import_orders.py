@@ -969,3 +969,16 @@ def test_import_shared_sample_exact(tenant):
     ]
     again = order_import_csv(tenant=tenant, stream_or_path=SHARED_SAMPLE, now=NOW)
     assert (again.created, again.updated, again.unchanged, again.failed) == (0, 0, 3, 0)
+
+
+def test_import_in_small_chunks_gives_the_same_result(tenant, monkeypatch):
+    monkeypatch.setattr("rma.services.IMPORT_CHUNK", 3)
+    first = run_import(tenant, "bad_rows.csv")
+    assert (first.created, first.failed, first.errors) == (4, 9, BAD_ROWS_ERRORS)
+    before = snapshot(tenant)
+    second = run_import(tenant, "bad_rows.csv")
+    assert (second.created, second.updated, second.unchanged, second.failed) == (0, 0, 4, 9)
+    assert second.errors == BAD_ROWS_ERRORS
+    assert snapshot(tenant) == before
+    stopped = run_import(tenant, "not_utf8.csv")
+    assert (stopped.created, stopped.failed, stopped.stopped_at.line) == (1, 2, 4)
