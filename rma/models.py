@@ -167,7 +167,13 @@ class Order(TenantOwned):
                 name="order_unique_shopify_id",
             ),
         ]
-        indexes = [models.Index(fields=["tenant", "email"], name="order_tenant_email")]
+        indexes = [
+            models.Index(fields=["tenant", "email"], name="order_tenant_email"),
+            # The import looks orders up by number key OR Shopify id; the partial
+            # unique index above cannot serve `shopify_id = %s` (its predicate is
+            # not implied by a bound parameter), so without this the OR scans.
+            models.Index(fields=["tenant", "shopify_id"], name="order_tenant_shopify_id"),
+        ]
 
     def __str__(self) -> str:
         return self.number

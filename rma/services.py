@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
@@ -567,15 +567,23 @@ def _line_values(line: OrderLineData, currency: str, refunded_quantity: int) -> 
     for name, amount in (("unit price", line.unit_price), ("discount", line.discount)):
         if amount < 0:
             raise OrderDataError(f"negative {name}: {amount}", line=line.source_row)
+    unit_price = quantize(line.unit_price, currency)
+    discount = quantize(line.discount, currency)
+    if discount > unit_price * line.quantity:
+        raise OrderDataError(
+            f"line discount {discount} is more than the line's price "
+            f"{quantize(unit_price * line.quantity, currency)}",
+            line=line.source_row,
+        )
     values: dict[str, Any] = {name: getattr(line, name).strip() for name in _LINE_TEXT_FIELDS}
     values["fulfillment_status"] = values["fulfillment_status"].lower()
     values.update(
         quantity=line.quantity,
-        unit_price=quantize(line.unit_price, currency),
+        unit_price=unit_price,
         compare_at_price=(
             None if line.compare_at_price is None else quantize(line.compare_at_price, currency)
         ),
-        discount=quantize(line.discount, currency),
+        discount=discount,
         requires_shipping=line.requires_shipping,
         taxable=line.taxable,
         is_gift_card=line.is_gift_card,
@@ -607,11 +615,14 @@ class _OrderPlan:
     values: dict[str, Any]
     line_values: list[dict[str, Any]]
 
-    def match(self) -> Q:
-        """Rows that may be this order: same number key, or same Shopify id."""
-        match = Q(number_key=self.number_key)
+    def match(self, tenant: Tenant) -> Q:
+        """`tenant`'s rows that may be this order: same number key, or same Shopify id.
+
+        The tenant is repeated in each branch so that each can use its index
+        (SQLite's multi-index OR; PostgreSQL's bitmap OR)."""
+        match = Q(tenant=tenant, number_key=self.number_key)
         if self.data.shopify_id:
-            match |= Q(shopify_id=self.data.shopify_id)
+            match |= Q(tenant=tenant, shopify_id=self.data.shopify_id)
         return match
 
 
@@ -627,15 +638,25 @@ def _order_plan(data: OrderData) -> _OrderPlan:
     if currency not in KNOWN_CURRENCIES:
         raise OrderDataError(f"unknown currency {data.currency!r}", line=data.source_row)
     values = _order_values(data, currency)
-    _check_lengths(Order, values, what="order", line=data.source_row)
+    _check_lengths(
+        Order, {**values, "shopify_id": data.shopify_id}, what="order", line=data.source_row
+    )
     email_normalized = ""
     if data.email.strip():
         email_normalized = Customer.normalize_email(data.email)
         _check_lengths(
             Customer, {"email_normalized": email_normalized}, what="customer", line=data.source_row
         )
+    quantized_lines = tuple(
+        replace(
+            line,
+            unit_price=quantize(line.unit_price, currency),
+            discount=quantize(line.discount, currency),
+        )
+        for line in data.lines
+    )
     refunded = refunded_units(
-        lines=data.lines,
+        lines=quantized_lines,
         refunded_amount=values["refunded_amount"],
         financial_status=values["financial_status"],
         currency=currency,
@@ -755,7 +776,7 @@ def order_upsert(
     candidates = list(
         Order.objects.select_for_update(of=("self",))
         .select_related("customer")
-        .filter(plan.match(), tenant=tenant)
+        .filter(plan.match(tenant))
     )
     existing = _order_resolve(plan, candidates)
     values = dict(plan.values)
@@ -802,8 +823,11 @@ def order_upsert(
     if changes:
         for name, (_old, new) in changes.items():
             setattr(order, name, new)
-        order.source_row = data.source_row
-        order.save(update_fields=[*changes, "number_key", "source_row", "updated_at"])
+        update_fields = [*changes, "number_key", "updated_at"]
+        if data.source_row is not None:
+            order.source_row = data.source_row
+            update_fields.append("source_row")
+        order.save(update_fields=update_fields)
     elif data.source_row is not None and order.source_row != data.source_row:
         Order.objects.filter(pk=order.pk).update(source_row=data.source_row)
         order.source_row = data.source_row
@@ -1051,11 +1075,11 @@ def _orders_prefetch(*, tenant: Tenant, plans: list[_OrderPlan]) -> _StoredOrder
     """The tenant's orders matching any of `plans` (with customers), and their lines."""
     if not plans:
         return _StoredOrders({}, {}, {})
-    match = Q(number_key__in={plan.number_key for plan in plans})
+    match = Q(tenant=tenant, number_key__in={plan.number_key for plan in plans})
     shopify_ids = {plan.data.shopify_id for plan in plans if plan.data.shopify_id}
     if shopify_ids:
-        match |= Q(shopify_id__in=shopify_ids)
-    orders = list(Order.objects.filter(match, tenant=tenant).select_related("customer"))
+        match |= Q(tenant=tenant, shopify_id__in=shopify_ids)
+    orders = list(Order.objects.filter(match).select_related("customer"))
     lines: dict[int, list[OrderLine]] = {}
     for line in OrderLine.objects.filter(tenant=tenant, order__in=[o.pk for o in orders]).order_by(
         "order_id", "position"

@@ -862,6 +862,17 @@ def test_order_upsert_creates_then_is_idempotent(tenant):
         ({"number": " # "}, "missing order number"),
         ({"placed_at": datetime(2026, 11, 1, 9, 0)}, "placed_at has no time zone"),
         ({"total": D("-1")}, "negative total: -1"),
+        ({"shopify_id": "9" * 40}, "order shopify_id is 40 characters long (at most 32)"),
+        (
+            {
+                "lines": (
+                    OrderLineData(
+                        sku="A", title="a", quantity=2, unit_price=D("1"), discount=D("2.5")
+                    ),
+                )
+            },
+            "line discount 2.500 is more than the line's price 2.000",
+        ),
         ({"shipping_country": "Kuwait"}, "order shipping_country is 6 characters long (at most 2)"),
     ],
 )
