@@ -1001,7 +1001,7 @@ def order_import_csv(
             except StopIteration:
                 break
             except ExportFileError as exc:
-                if exc.line == 1 or exc.line is None:
+                if exc.in_header:
                     raise
                 _import_chunk(tenant=tenant, chunk=chunk, now=now, result=result)
                 chunk = []

@@ -195,12 +195,14 @@ class ExportFileError(Exception):
     """The file as a whole cannot be read as a Shopify orders export (cannot be
     opened, not UTF-8, no header, required columns missing, repeated column).
 
-    `line` is the physical line concerned, when there is one."""
+    `line` is the physical line concerned, when there is one; `in_header` is
+    True when nothing after the header was read (so nothing was imported)."""
 
-    def __init__(self, message: str, *, line: int | None = None) -> None:
+    def __init__(self, message: str, *, line: int | None = None, in_header: bool = True) -> None:
         super().__init__(message)
         self.message = message
         self.line = line
+        self.in_header = in_header
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.message}" if self.line else self.message
@@ -248,6 +250,7 @@ def _decoded_lines(binary: IO[bytes]) -> Iterator[str]:
             raise ExportFileError(
                 f"not UTF-8 text (byte {exc.start + 1} of the line); export the file as UTF-8",
                 line=number,
+                in_header=False,
             ) from exc
         if number == 1:
             text = text.removeprefix("\ufeff")
@@ -401,19 +404,19 @@ def _has_order_fields(record: dict[str, str]) -> bool:
     return any(record.get(column, "").strip() for column in ORDER_FIELD_COLUMNS)
 
 
-def _check_header(header: list[str]) -> list[str]:
+def _check_header(header: list[str], line: int) -> list[str]:
     names = [name.strip() for name in header]
     if not any(names):
-        raise ExportFileError("the file is empty (no header row)", line=1)
+        raise ExportFileError("the file is empty (no header row)", line=line)
     seen: set[str] = set()
     for name in names:
         if name and name in seen:
-            raise ExportFileError(f"column {name!r} appears twice in the header", line=1)
+            raise ExportFileError(f"column {name!r} appears twice in the header", line=line)
         seen.add(name)
     missing = [column for column in REQUIRED_COLUMNS if column not in seen]
     if missing:
         raise ExportFileError(
-            "not a Shopify orders export: missing column(s) " + ", ".join(missing), line=1
+            "not a Shopify orders export: missing column(s) " + ", ".join(missing), line=line
         )
     return names
 
@@ -449,12 +452,16 @@ def read_orders(lines: Iterable[str]) -> Iterator[ParsedOrder]:
     """
     records = _records(lines)
     header: list[str] | None = None
-    for start, fields, error in records:
-        if error:
-            raise ExportFileError(f"the header cannot be read as CSV: {error}", line=start)
-        if fields:
-            header = _check_header(fields)
-            break
+    try:
+        for start, fields, error in records:
+            if error:
+                raise ExportFileError(f"the header cannot be read as CSV: {error}", line=start)
+            if fields:
+                header = _check_header(fields, start)
+                break
+    except ExportFileError as exc:
+        exc.in_header = True
+        raise
     if header is None:
         raise ExportFileError("the file is empty (no header row)", line=1)
     grouper = _Grouper(header)

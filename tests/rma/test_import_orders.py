@@ -993,3 +993,30 @@ def test_import_in_small_chunks_gives_the_same_result(tenant, monkeypatch):
     assert snapshot(tenant) == before
     stopped = run_import(tenant, "not_utf8.csv")
     assert (stopped.created, stopped.failed, stopped.stopped_at.line) == (1, 2, 4)
+
+
+def test_import_unreadable_csv_record_fails_the_order_before_it(tenant):
+    lines = fixture("basic_bom.csv").read_bytes().decode("utf-8-sig").split("\r\n")
+    # After #1004 (physical line 9): a record with a stray quote.
+    lines.insert(9, '#1004,"Tomás" Ruiz,voided')
+    text = "\r\n".join(lines)
+    result = order_import_csv(tenant=tenant, stream_or_path=io.StringIO(text, newline=""), now=NOW)
+    assert (result.created, result.failed) == (7, 1)
+    assert result.errors == [
+        RowIssue(
+            10,
+            "#1004",
+            "unreadable CSV record (',' expected after '\"'); the order is not imported "
+            "because the record may be one of its lines",
+        )
+    ]
+    assert not Order.objects.filter(tenant=tenant, number="#1004").exists()
+    assert order_of(tenant, "#1005").source_row == 11
+
+
+def test_import_header_after_blank_lines_reports_its_line(tenant):
+    content = b"\r\n\r\norder,customer\r\n1,x\r\n"
+    with pytest.raises(ExportFileError) as info:
+        order_import_csv(tenant=tenant, stream_or_path=io.BytesIO(content), now=NOW)
+    assert info.value.line == 3
+    assert info.value.in_header is True
