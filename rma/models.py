@@ -124,8 +124,13 @@ class Order(TenantOwned):
     outstanding_balance = money_field()
     risk_level = models.CharField(max_length=10, choices=RiskLevel.choices, blank=True)
     tags = models.JSONField(default=list, blank=True)
+    duties = money_field()
+    tax_lines = models.JSONField(
+        default=list, blank=True, help_text=_("The export's Tax N Name/Value pairs")
+    )
     shipping_method = models.CharField(max_length=255, blank=True)
     shipping_name = models.CharField(max_length=255, blank=True)
+    shipping_company = models.CharField(max_length=255, blank=True)
     shipping_address1 = models.CharField(max_length=255, blank=True)
     shipping_address2 = models.CharField(max_length=255, blank=True)
     shipping_city = models.CharField(max_length=255, blank=True)
@@ -136,6 +141,17 @@ class Order(TenantOwned):
     payment_method = models.CharField(max_length=255, blank=True)
     payment_reference = models.CharField(max_length=255, blank=True)
     note = models.TextField(blank=True)
+    note_attributes = models.TextField(blank=True)
+    phone = models.CharField(max_length=64, blank=True)
+    source_name = models.CharField(
+        max_length=100, blank=True, help_text=_("Sales channel, e.g. web, pos")
+    )
+    accepts_marketing = models.BooleanField(null=True, blank=True)
+    export_extra = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=_("Order columns of the export kept verbatim (billing address, POS data, ...)"),
+    )
     source_row = models.PositiveIntegerField(
         null=True, blank=True, help_text=_("Physical line of the order's first row in its export")
     )
@@ -151,7 +167,13 @@ class Order(TenantOwned):
                 name="order_unique_shopify_id",
             ),
         ]
-        indexes = [models.Index(fields=["tenant", "email"], name="order_tenant_email")]
+        indexes = [
+            models.Index(fields=["tenant", "email"], name="order_tenant_email"),
+            # The import looks orders up by number key OR Shopify id; the partial
+            # unique index above cannot serve `shopify_id = %s` (its predicate is
+            # not implied by a bound parameter), so without this the OR scans.
+            models.Index(fields=["tenant", "shopify_id"], name="order_tenant_shopify_id"),
+        ]
 
     def __str__(self) -> str:
         return self.number
@@ -209,6 +231,11 @@ class OrderLine(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.order.number} #{self.position} {self.sku or self.title}"
+
+    @property
+    def is_returnable_kind(self) -> bool:
+        """False for lines that never ship (gift cards, gift wrap, services)."""
+        return self.requires_shipping and not self.is_gift_card
 
 
 # --------------------------------------------------------------------------
