@@ -84,10 +84,21 @@ def hit(limit: Limit, ident: str, *, now: float) -> int | None:
     with contextlib.suppress(ValueError):
         cache.decr(current_key)
     current -= 1
-    if current >= limit.limit or previous == 0:
-        wait = limit.window_seconds - elapsed
-    else:
-        # The weighted previous window must shrink until one more request fits.
-        excess = previous * weight + current + 1 - limit.limit
-        wait = excess * limit.window_seconds / previous
-    return max(1, math.ceil(wait))
+    return max(1, math.ceil(_wait(previous, current, elapsed, limit)))
+
+
+def _wait(previous: int, current: int, elapsed: float, limit: Limit) -> float:
+    """Seconds until one more request fits, if none is made meanwhile.
+
+    Within this window the estimate is `previous * (1 - (elapsed + t) / w) + current`;
+    in the next one it is `current * (1 - e' / w)`. Solve for the first `t`
+    that leaves room for one request.
+    """
+    w = limit.window_seconds
+    room = limit.limit - 1
+    if current <= room and previous > 0:
+        t = w * (1 - (room - current) / previous) - elapsed
+        if t <= w - elapsed:
+            return max(t, 0.0)
+    later = w * (1 - room / current) if current > 0 else 0.0
+    return (w - elapsed) + max(0.0, later)

@@ -20,7 +20,10 @@ from rma.eligibility import (
 )
 
 POLICY = PolicyFacts.build(
-    window_days=30, skus=["FINAL-1", " Gift-Wrap "], tags=["Final Sale"], time_zone="America/New_York"
+    window_days=30,
+    skus=["FINAL-1", " Gift-Wrap "],
+    tags=["Final Sale"],
+    time_zone="America/New_York",
 )
 PLACED = datetime(2026, 10, 1, 12, 0, tzinfo=UTC)
 FULFILLED = datetime(2026, 10, 3, 16, 0, tzinfo=UTC)

@@ -92,7 +92,11 @@ def test_create_writes_return_lines_photos_milestone_shipment_refund_and_email(t
     stored = ReturnPhoto.objects.get()
     assert stored.tenant == tenant and stored.file.name.startswith(f"tenants/{tenant.pk}/photos/")
     milestone = Milestone.objects.get(return_request=rr)
-    assert (milestone.name, milestone.source, milestone.reached_at) == ("requested", "customer", NOW)
+    assert (milestone.name, milestone.source, milestone.reached_at) == (
+        "requested",
+        "customer",
+        NOW,
+    )
     shipment = Shipment.objects.get(return_request=rr)
     assert (shipment.carrier, shipment.label_state, shipment.tracking_number) == (
         "sandbox",

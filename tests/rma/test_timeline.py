@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from rma.sla import BusinessCalendar, SlaTargets
-from rma.timeline import MilestoneFact, build_timeline, next_step_text
 from rma.states import PARCEL_TRACK
+from rma.timeline import MilestoneFact, build_timeline, next_step_text
 
 T0 = datetime(2026, 11, 16, 15, 0, tzinfo=UTC)  # a Monday
 CAL = BusinessCalendar("America/New_York", "US", "NY")
