@@ -5,7 +5,11 @@
   function localize(root) {
     var fmt;
     try {
-      fmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short", timeZoneName: "short" });
+      // dateStyle/timeStyle cannot be combined with timeZoneName: spell the parts out.
+      fmt = new Intl.DateTimeFormat(undefined, {
+        year: "numeric", month: "short", day: "numeric",
+        hour: "numeric", minute: "2-digit", timeZoneName: "short"
+      });
     } catch (e) { return; }
     (root || document).querySelectorAll("time[data-local]").forEach(function (el) {
       var when = new Date(el.getAttribute("datetime"));
