@@ -101,7 +101,9 @@ def test_customer_journey_in_chromium(live_server):
             page.fill(f"#id_n_{shoe.line_id}", "The sole came loose after a week.")
             page.set_input_files(
                 f"#id_p_{shoe.line_id}",
-                files=[{"name": "sole.jpg", "mimeType": "image/jpeg", "buffer": jpeg_bytes(gps=True)}],
+                files=[
+                    {"name": "sole.jpg", "mimeType": "image/jpeg", "buffer": jpeg_bytes(gps=True)}
+                ],
             )
             page.select_option(f"#id_q_{jacket.line_id}", "2")
             page.select_option(f"#id_r_{jacket.line_id}", "too_large")

@@ -488,3 +488,27 @@ def test_cross_tenant_is_the_same_404_as_missing(
 
 def test_requests_without_a_key_are_refused(client, tenant):
     assert client.get("/api/v1/returns/", HTTP_HOST=HOST).status_code in (401, 403)
+
+
+def test_label_url_is_null_while_the_label_is_pending(client, tenant, key, frozen, settings):
+    from rma import labels
+    from tracking.apps import sandbox_label_provider
+
+    order_with_lines(tenant)
+    labels.register_label_provider(
+        "sandbox", lambda request, *, timeout: labels.LabelOutcome.pending()
+    )
+    try:
+        response = post(
+            client,
+            key,
+            "/api/v1/returns/",
+            body_for([{"sku": "SKU-1", "quantity": 1, "reason": "other"}]),
+        )
+    finally:
+        labels.register_label_provider("sandbox", sandbox_label_provider)
+    assert response.status_code == 201
+    data = response.json()
+    assert data["label_url"] is None and data["status"] == "requested"
+    assert data["shipment"]["label_state"] == "pending"
+    assert data["shipment"]["tracking_number"] is None

@@ -19,7 +19,11 @@ BASE = "localhost"
 def test_new_tenants_get_policy_and_default_reasons():
     tenant = tenant_create(slug="newshop", name="New Shop")
     policy = ReturnPolicy.objects.get(tenant=tenant)
-    assert (policy.window_days, policy.label_carrier, policy.pickup_enabled) == (30, "sandbox", True)
+    assert (policy.window_days, policy.label_carrier, policy.pickup_enabled) == (
+        30,
+        "sandbox",
+        True,
+    )
     reasons = list(ReturnReason.objects.filter(tenant=tenant).order_by("position"))
     assert [(r.code, r.requires_photo) for r in reasons] == [
         ("damaged", True),

@@ -419,3 +419,39 @@ def test_tracking_page_runs_a_fixed_number_of_queries(
     assert "Köln, DE" in body and "CET" in body  # in the scan location's zone
     assert 'datetime="2026-11-09T08:00:00Z"' in body  # for JavaScript
     assert 'data-milestone="delivered" data-state="current"' in body
+
+
+def test_tracking_page_shows_open_exceptions_and_refund_estimate_in_plain_words(
+    client, tenant, frozen
+):
+    from rma.services import exception_open, return_refund_summary_update
+
+    order, (l1, _l2) = order_with_lines(tenant)
+    rr = return_request_create(
+        tenant=tenant,
+        order=order,
+        email="buyer@example.com",
+        lines=[ReturnLineInput(line_id=l1.line_id, quantity=1, reason="other")],
+        method="drop_off",
+        source="customer",
+        now=NOW,
+    )
+    exception_open(tenant=tenant, return_request=rr, kind="no_first_scan", opened_at=NOW)
+    exception_open(
+        tenant=tenant,
+        return_request=rr,
+        kind="carrier_exception",
+        reason="failed_attempt",
+        opened_at=NOW,
+    )
+    return_refund_summary_update(
+        return_request=rr,
+        now=NOW,
+        refund_state="approved",
+        refund_estimate_text="Refund expected by 14 November.",
+    )
+    body = client.get(f"/r/{rr.token}/", HTTP_HOST=HOST).content.decode()
+    assert "The carrier hasn&#x27;t scanned your parcel yet." in body
+    assert "couldn&#x27;t deliver it on the first attempt" in body
+    assert "Refund expected by 14 November." in body
+    assert "Refund approved. Your bank may take 1-3 days." in body
