@@ -9,13 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
-from returns_portal.tenancy.admin_base import TenantScopedAdmin
+from returns_portal.tenancy.admin_base import TenantScopedAdmin, TenantScopedModelForm
 from returns_portal.tenancy.models import Role
+from returns_portal.tenancy.services import request_tenant_roles, role_at_least
 from rma.models import (
     Customer,
     Milestone,
@@ -25,6 +29,9 @@ from rma.models import (
     ReturnCentre,
     ReturnException,
     ReturnLine,
+    ReturnPhoto,
+    ReturnPolicy,
+    ReturnReason,
     ReturnRequest,
     ReturnStatusChange,
     Shipment,
@@ -207,6 +214,22 @@ class ReturnRequestAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
         StatusChangeInline,
     ]
     list_select_related = ("order",)
+    readonly_fields = ("photo_links",)
+
+    @admin.display(description=_("Photos"))
+    def photo_links(self, obj: ReturnRequest) -> str:
+        """Links to the return's photos through the permission-checked image view."""
+        photos = ReturnPhoto.objects.filter(
+            tenant_id=obj.tenant_id, return_line__return_request=obj
+        ).order_by("pk")
+        links = [
+            format_html(
+                '<a href="{0}"><img src="{0}" alt="" style="max-height:80px"></a>',
+                reverse("admin:rma_returnphoto_image", args=[photo.public_id]),
+            )
+            for photo in photos
+        ]
+        return format_html_join(" ", "{}", ((link,) for link in links)) if links else "-"
 
 
 @admin.register(Shipment)
@@ -235,3 +258,134 @@ class NotificationAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     search_fields = ("to_email", "subject", "key")
     ordering = ("-created_at",)
     exclude = ("tenant",)
+
+
+# --------------------------------------------------------------------------
+# Return policy, reasons and photos
+# --------------------------------------------------------------------------
+class ListTextField(forms.CharField):
+    """A JSON list of strings edited as text: one entry per line (commas also split)."""
+
+    widget = forms.Textarea(attrs={"rows": 4})
+
+    def prepare_value(self, value: Any) -> str:
+        if isinstance(value, list):
+            return "\n".join(str(v) for v in value)
+        return value or ""
+
+    def to_python(self, value: Any) -> list[str]:
+        text = super().to_python(value) or ""
+        entries = [part.strip() for line in text.splitlines() for part in line.split(",")]
+        return sorted({e for e in entries if e}, key=str.lower)
+
+
+class ReturnPolicyForm(TenantScopedModelForm):
+    final_sale_skus = ListTextField(
+        label=_("Final-sale SKUs"), required=False, help_text=_("One SKU per line.")
+    )
+    final_sale_tags = ListTextField(
+        label=_("Final-sale tags"),
+        required=False,
+        help_text=_("One tag per line; a line or order with one of these tags is final sale."),
+    )
+
+    class Meta:
+        model = ReturnPolicy
+        fields = ("window_days", "final_sale_skus", "final_sale_tags", "pickup_enabled")
+
+
+@admin.register(ReturnPolicy)
+class ReturnPolicyAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
+    """One policy per tenant (made by provisioning): window, final sale, pickup.
+    The label carrier is shown read-only: carriers are configured elsewhere."""
+
+    form = ReturnPolicyForm
+    list_display = ("tenant", "window_days", "pickup_enabled", "label_carrier", "updated_at")
+    list_filter = ("tenant",)
+    readonly_fields = ("label_carrier",)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # one per tenant, made by provisioning
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ReturnReasonForm(TenantScopedModelForm):
+    class Meta:
+        model = ReturnReason
+        fields = ("tenant", "code", "label", "requires_photo", "active", "position")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        tenant = cleaned.get("tenant") or getattr(self.instance, "tenant", None)
+        code = cleaned.get("code")
+        if tenant is not None and code:
+            clash = ReturnReason.objects.filter(tenant=tenant, code=code)
+            if self.instance.pk:
+                clash = clash.exclude(pk=self.instance.pk)
+            if clash.exists():
+                self.add_error("code", _("This tenant already has a reason with this code."))
+        return cleaned
+
+
+@admin.register(ReturnReason)
+class ReturnReasonAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
+    """The tenant's return reasons (DESIGN.md section 10 defaults); deactivate rather than
+    delete a reason that returns use."""
+
+    form = ReturnReasonForm
+    list_display = ("label", "code", "requires_photo", "active", "position", "tenant")
+    list_filter = ("tenant", "active", "requires_photo")
+    list_editable = ("active", "position")
+    search_fields = ("code", "label")
+    ordering = ("tenant", "position", "code")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        readonly = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            readonly.append("code")  # returns store the code
+        return readonly
+
+
+@admin.register(ReturnPhoto)
+class ReturnPhotoAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
+    """Customer photos, read-only; the image is served by `image/` after checking the
+    viewer's role in the photo's tenant (never from a public media URL)."""
+
+    list_display = ("preview", "return_request", "content_type", "width", "height", "created_at")
+    list_filter = ("tenant",)
+    search_fields = ("return_line__return_request__rma_number",)
+    fields = ("preview", "return_line", "content_type", "width", "height", "size_bytes")
+    readonly_fields = fields
+    list_select_related = ("return_line__return_request",)
+    ordering = ("-created_at",)
+
+    @admin.display(description=_("Return"))
+    def return_request(self, obj: ReturnPhoto) -> str:
+        return obj.return_line.return_request.rma_number
+
+    @admin.display(description=_("Photo"))
+    def preview(self, obj: ReturnPhoto) -> str:
+        url = reverse("admin:rma_returnphoto_image", args=[obj.public_id])
+        return format_html('<a href="{0}"><img src="{0}" alt="" style="max-height:120px"></a>', url)
+
+    def get_urls(self) -> list:
+        return [
+            path(
+                "<uuid:public_id>/image/",
+                self.admin_site.admin_view(self.image_view),
+                name="rma_returnphoto_image",
+            ),
+            *super().get_urls(),
+        ]
+
+    def image_view(self, request: HttpRequest, public_id: str) -> HttpResponse:
+        """The photo, for users with a role in its tenant on this host; else 404."""
+        from rma.views import photo_response
+
+        photo = ReturnPhoto.objects.filter(public_id=public_id).first()
+        roles = request_tenant_roles(request)
+        if photo is None or not role_at_least(roles.get(photo.tenant_id), self.view_role):
+            raise Http404
+        return photo_response(photo)

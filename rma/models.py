@@ -291,6 +291,65 @@ class SlaPolicy(TenantOwned):
 
 
 # --------------------------------------------------------------------------
+# Return policy and reasons (admin-editable, with history)
+# --------------------------------------------------------------------------
+class ReturnPolicy(TenantOwned):
+    """A tenant's return policy (MISSION "Customer portal"; DESIGN.md sections 4, 8).
+
+    - `window_days`: the return window, counted from the order's outbound
+      delivery when known, else from its fulfillment (else, as our fallback,
+      from the order date); the customer is told which. The window closes at
+      the end of the local day (tenant's zone) `window_days` after that start.
+    - `final_sale_skus`, `final_sale_tags`: lines whose SKU (case-insensitive)
+      or whose line or order tags (case-insensitive) match are final sale.
+    - `pickup_enabled`: whether customers may ask for a pickup.
+    - `label_carrier`: the carrier code labels are bought from (`rma.labels`);
+      `sandbox` until the tenant's carriers are configured (DESIGN.md section 8).
+    """
+
+    window_days = models.PositiveIntegerField(
+        default=30, validators=[MinValueValidator(1), MaxValueValidator(3650)]
+    )
+    final_sale_skus = models.JSONField(default=list, blank=True)
+    final_sale_tags = models.JSONField(default=list, blank=True)
+    pickup_enabled = models.BooleanField(default=True)
+    label_carrier = models.CharField(max_length=32, default="sandbox")
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords(inherit=False)
+
+    class Meta:
+        verbose_name = "return policy"
+        verbose_name_plural = "return policies"
+        constraints = [
+            models.UniqueConstraint(fields=["tenant"], name="returnpolicy_one_per_tenant")
+        ]
+
+    def __str__(self) -> str:
+        return f"Return policy ({self.window_days} days)"
+
+
+class ReturnReason(TenantOwned):
+    """A return reason a tenant offers (DESIGN.md section 10 defaults), with
+    `requires_photo` (damage claims), `active` and display `position`."""
+
+    code = models.SlugField(max_length=50)
+    label = models.CharField(max_length=200)
+    requires_photo = models.BooleanField(default=False)
+    active = models.BooleanField(default=True)
+    position = models.PositiveIntegerField(default=0)
+    history = HistoricalRecords(inherit=False)
+
+    class Meta:
+        ordering = ["position", "code"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "code"], name="returnreason_unique_code")
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+# --------------------------------------------------------------------------
 # Returns
 # --------------------------------------------------------------------------
 class RmaSequence(models.Model):
@@ -545,6 +604,10 @@ class Shipment(TenantOwned):
     )
     label_file = models.FileField(upload_to=label_upload_to, blank=True)
     label_error = models.CharField(max_length=500, blank=True)
+    label_attempts = models.PositiveSmallIntegerField(default=0)
+    label_next_attempt_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When a pending label is tried again (rma.labels)")
+    )
     label_cost = money_field(null=True, blank=True, default=None)
     label_currency = models.CharField(max_length=3, blank=True)
     shipped_at = models.DateTimeField(null=True, blank=True)
@@ -563,6 +626,7 @@ class Shipment(TenantOwned):
         constraints = [
             models.UniqueConstraint(
                 fields=["tenant", "carrier", "tracking_number", "leg"],
+                condition=~Q(tracking_number=""),
                 name="shipment_unique_number_leg",
             ),
             models.UniqueConstraint(
@@ -592,6 +656,11 @@ class Shipment(TenantOwned):
                 fields=["next_poll_at"],
                 condition=Q(next_poll_at__isnull=False),
                 name="shipment_poll_due",
+            ),
+            models.Index(
+                fields=["created_at"],
+                condition=Q(label_state="pending"),
+                name="shipment_label_pending",
             ),
         ]
 

@@ -17,3 +17,18 @@ def notification_send(notification_id: int, tenant_id: int) -> str:
     return notification_send_service(
         notification_id=notification_id, tenant_id=tenant_id, now=timezone.now()
     )
+
+
+@shared_task(name="rma.label_purchase")
+def label_purchase(shipment_id: int, tenant_id: int) -> str:
+    """Buy a pending label (`rma.labels`) with the task timeout; returns the outcome status."""
+    from rma.labels import TASK_TIMEOUT
+    from rma.labels import label_purchase as label_purchase_service
+    from rma.models import Shipment
+
+    shipment = Shipment.objects.filter(pk=shipment_id, tenant_id=tenant_id).first()
+    if shipment is None:
+        log.warning("label_purchase: shipment %s of tenant %s is gone", shipment_id, tenant_id)
+        return "missing"
+    outcome = label_purchase_service(shipment=shipment, timeout=TASK_TIMEOUT, now=timezone.now())
+    return str(outcome.status)

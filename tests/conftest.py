@@ -70,3 +70,24 @@ def require_postgres() -> None:
         if IN_CI:
             pytest.fail("CI must run this test on PostgreSQL (DATABASE_URL)")
         pytest.skip("needs PostgreSQL")
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path):
+    """Each test stores photos and labels in its own folder."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    return tmp_path / "media"
+
+
+@pytest.fixture(autouse=True)
+def clear_redis_cache(settings):
+    """Rate-limit counters never leak between tests. The database cache (no REDIS_URL)
+    lives in the test transaction and rolls back by itself."""
+    if not settings.REDIS_URL:
+        yield
+        return
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

@@ -4,3 +4,29 @@ from django.apps import AppConfig
 class TrackingConfig(AppConfig):
     name = "tracking"
     verbose_name = "Carrier tracking"
+
+    def ready(self) -> None:
+        from rma.labels import register_label_provider
+
+        register_label_provider("sandbox", sandbox_label_provider)
+
+
+def sandbox_label_provider(request, *, timeout: float):  # type: ignore[no-untyped-def]
+    """The `sandbox` carrier behind `rma.labels` (request: `rma.labels.LabelRequest`).
+
+    The adapter takes plain strings (it imports no app); this wraps its answer
+    as a `LabelOutcome`. The sandbox answers at once, so `timeout` is unused.
+    """
+    from rma.labels import LabelOutcome
+    from tracking.carriers.sandbox_labels import CARRIER_CODE, sandbox_label_create
+
+    label = sandbox_label_create(
+        tenant_slug=request.tenant_slug,
+        rma_number=request.rma_number,
+        reference=f"{request.rma_number} / {request.order_number}",
+        ship_from=request.ship_from.printed(),
+        ship_to=request.ship_to.printed(),
+    )
+    return LabelOutcome.ready(
+        pdf=label.pdf, tracking_number=label.tracking_number, tracking_provider=CARRIER_CODE
+    )

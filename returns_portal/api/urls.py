@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from returns_portal.api import views
+
 app_name = "api"
 
 urlpatterns = [
@@ -19,5 +21,13 @@ urlpatterns = [
             url_name="api:schema", authentication_classes=[], permission_classes=[]
         ),
         name="docs",
+    ),
+    path("orders/<str:order_number>/", views.OrderDetailView.as_view(), name="order"),
+    path("returns/", views.ReturnListView.as_view(), name="returns"),
+    path("returns/<str:rma_number>/", views.ReturnDetailView.as_view(), name="return"),
+    path(
+        "returns/<str:rma_number>/shipments/",
+        views.ReturnShipmentsView.as_view(),
+        name="return-shipments",
     ),
 ]
