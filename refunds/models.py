@@ -307,7 +307,7 @@ class SandboxGatewayCall(TenantOwned):
     """The sandbox gateway's ledger: one row per idempotency key (UNIQUE). A repeated
     key answers with the first call's stored result; no money moves."""
 
-    idempotency_key = models.CharField(max_length=100, unique=True)
+    idempotency_key = models.CharField(max_length=100)
     amount = money_field()
     currency = models.CharField(max_length=3)
     method = models.CharField(max_length=20)
@@ -315,6 +315,13 @@ class SandboxGatewayCall(TenantOwned):
     status = models.CharField(max_length=10)
     calls = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "idempotency_key"], name="sandbox_unique_idempotency_key"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"sandbox {self.reference} {self.amount} {self.currency}"

@@ -11,12 +11,15 @@ from django.utils import timezone
 
 from returns_portal import workflows
 from returns_portal.tenancy.leases import job_lease
+from refunds import outbox as refunds_outbox
 from rma import outbox as rma_outbox
 
 log = logging.getLogger(__name__)
 
 #: Each app's `owed(now=, older_than=)`: what it still owes, as (task name, args).
 OUTBOX_SOURCES = [rma_outbox.owed]
+# --- refunds issue: approved/stale-issuing refunds and exception holds ---
+OUTBOX_SOURCES.append(refunds_outbox.owed)
 
 
 @shared_task(name="returns_portal.dispatch_milestone")

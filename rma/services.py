@@ -424,3 +424,30 @@ def return_hooks_run_created(return_request: ReturnRequest, *, now: datetime) ->
     """Run the registered "return created" hooks (e.g. refunds creates the `Refund`)
     inside the creating transaction. See `rma.hooks`."""
     hooks.run_return_created(return_request, now=now)
+
+
+# --------------------------------------------------------------------------
+# Closing a return with its outcome (refunds issue)
+# --------------------------------------------------------------------------
+@transaction.atomic
+def return_outcome_close(
+    *, tenant: Tenant, return_request: ReturnRequest, outcome: str, actor: str, reason: str, now: datetime
+) -> bool:
+    """Close an open return with `outcome` (`refunded` or `exchanged`, DESIGN.md section 5).
+
+    The caller decides that the outcome is settled and the parcel track has
+    reached `inspected` (or staff close it). Takes the return row lock.
+    Returns False when the return was already closed (idempotent).
+    """
+    ensure_same_tenant(tenant, return_request)
+    if outcome not in ("refunded", "exchanged"):
+        raise ValueError(f"not a closing outcome: {outcome}")
+    locked = ReturnRequest.objects.select_for_update().get(pk=return_request.pk, tenant=tenant)
+    if locked.status in CLOSED_STATUSES:
+        return False
+    return_status_transition(
+        return_request=locked, to_status=outcome, actor=actor, reason=reason, now=now
+    )
+    return_request.status = locked.status
+    return_request.closed_at = locked.closed_at
+    return True
