@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from returns_portal.api import warehouse as warehouse_api
+
 app_name = "api"
 
 urlpatterns = [
@@ -20,4 +22,16 @@ urlpatterns = [
         ),
         name="docs",
     ),
+    # --- refunds issue: warehouse check-in/inspections and the refund ---
+    path(
+        "returns/<str:rma_number>/check-in/",
+        warehouse_api.CheckInView.as_view(),
+        name="return-check-in",
+    ),
+    path(
+        "returns/<str:rma_number>/inspections/",
+        warehouse_api.InspectionsView.as_view(),
+        name="return-inspections",
+    ),
+    path("returns/<str:rma_number>/refund/", warehouse_api.RefundView.as_view(), name="return-refund"),
 ]
