@@ -235,3 +235,58 @@ class NotificationAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     search_fields = ("to_email", "subject", "key")
     ordering = ("-created_at",)
     exclude = ("tenant",)
+
+
+# --------------------------------------------------------------------------
+# Warehouse (refunds issue): check-ins and inspections, read-only; restock CSV
+# --------------------------------------------------------------------------
+from django.http import HttpResponse  # noqa: E402
+
+from returns_portal.tenancy.admin_base import tenant_action  # noqa: E402
+from rma.models import CheckIn, Inspection  # noqa: E402
+
+
+@admin.register(CheckIn)
+class CheckInAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
+    list_display = ("return_request", "condition", "checked_in_at", "actor", "channel")
+    list_filter = ("tenant", "condition", "channel")
+    search_fields = ("return_request__rma_number", "scanned_code", "actor")
+    ordering = ("-checked_in_at",)
+    exclude = ("tenant",)
+    list_select_related = ("return_request",)
+
+
+@admin.register(Inspection)
+class InspectionAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
+    list_display = (
+        "return_request",
+        "return_line",
+        "quantity",
+        "grade",
+        "disposition",
+        "matches",
+        "inspected_at",
+        "actor",
+    )
+    list_filter = ("tenant", "grade", "disposition", "matches")
+    search_fields = ("return_request__rma_number", "return_line__order_line__sku")
+    ordering = ("-inspected_at",)
+    exclude = ("tenant", "photo")
+    list_select_related = ("return_request", "return_line__order_line")
+    actions = ["export_restock_csv"]
+
+    @tenant_action(role=Role.AGENT, description="Export selected decisions as CSV")
+    def export_restock_csv(self, request: HttpRequest, queryset: Any) -> Any:
+        from rma.warehouse import restock_rows, rows_to_csv
+
+        tenant_ids = sorted(set(queryset.values_list("tenant_id", flat=True)))
+        rows: list[list[str]] = []
+        for tenant_id in tenant_ids:
+            part = restock_rows(
+                tenant=queryset.filter(tenant_id=tenant_id).first().tenant,
+                inspections=queryset.filter(tenant_id=tenant_id),
+            )
+            rows += part if not rows else part[1:]
+        response = HttpResponse(rows_to_csv(rows), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="restock.csv"'
+        return response
