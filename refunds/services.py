@@ -369,9 +369,9 @@ def refund_reevaluate(*, refund: Refund, actor: str, now: datetime) -> Refund:
     """Staff re-run the rules for a refund not yet approved (recorded in
     `RefundDecisionChange`). Raises `ValueError` once approved or later."""
     rr = ReturnRequest.objects.select_related("order").get(pk=refund.return_request_id)
-    Order.objects.select_for_update().get(pk=rr.order_id)  # lock order: order, return, refund
-    rr = ReturnRequest.objects.select_for_update().select_related("order", "tenant").get(pk=rr.pk)
-    locked = Refund.objects.select_for_update().get(pk=refund.pk)
+    Order.objects.select_for_update(no_key=True, of=("self",)).get(pk=rr.order_id)  # lock order: order, return, refund
+    rr = ReturnRequest.objects.select_for_update(no_key=True, of=("self",)).select_related("order", "tenant").get(pk=rr.pk)
+    locked = Refund.objects.select_for_update(no_key=True, of=("self",)).get(pk=refund.pk)
     if locked.state not in (RefundState.PENDING, RefundState.HELD):
         raise ValueError(f"refund is {locked.state}; only pending or held refunds are re-evaluated")
     decision = rules_lib.choose_rule(rule_specs_for(rr.tenant_id), refund_facts_build(rr, now=now))
@@ -580,12 +580,12 @@ def refund_approve_if_due(
     enqueues `refunds.refund_issue` on commit. `manual` and `exchange` refunds
     are never approved here.
     """
-    Order.objects.select_for_update().get(pk=return_request.order_id, tenant=tenant)
-    rr = ReturnRequest.objects.select_for_update().select_related("order", "tenant").get(
+    Order.objects.select_for_update(no_key=True, of=("self",)).get(pk=return_request.order_id, tenant=tenant)
+    rr = ReturnRequest.objects.select_for_update(no_key=True, of=("self",)).select_related("order", "tenant").get(
         pk=return_request.pk, tenant=tenant
     )
     refund = (
-        Refund.objects.select_for_update()
+        Refund.objects.select_for_update(no_key=True, of=("self",))
         .filter(tenant=tenant, return_request=rr, outcome=RefundOutcome.REFUND)
         .first()
     )
@@ -642,9 +642,9 @@ def refund_approve_by_staff(*, refund: Refund, actor: str, now: datetime) -> Ref
     """Staff approve a `pending` or `held` refund (the `manual` trigger, or overriding a
     hold). Raises `ValueError` in any other state. Locks order, return, refund."""
     rr = ReturnRequest.objects.select_related("order").get(pk=refund.return_request_id)
-    Order.objects.select_for_update().get(pk=rr.order_id)
-    rr = ReturnRequest.objects.select_for_update().select_related("order", "tenant").get(pk=rr.pk)
-    locked = Refund.objects.select_for_update().get(pk=refund.pk)
+    Order.objects.select_for_update(no_key=True, of=("self",)).get(pk=rr.order_id)
+    rr = ReturnRequest.objects.select_for_update(no_key=True, of=("self",)).select_related("order", "tenant").get(pk=rr.pk)
+    locked = Refund.objects.select_for_update(no_key=True, of=("self",)).get(pk=refund.pk)
     if locked.state not in (RefundState.PENDING, RefundState.HELD):
         raise ValueError(f"refund is {locked.state}; only pending or held refunds can be approved")
     if locked.method == RefundMethod.EXCHANGE:
@@ -657,7 +657,7 @@ def refund_approve_by_staff(*, refund: Refund, actor: str, now: datetime) -> Ref
 @transaction.atomic
 def refund_hold(*, refund: Refund, actor: str, reason: str, now: datetime) -> Refund:
     """Staff hold a `pending` or `approved` (not yet claimed) refund. Raises `ValueError`."""
-    locked = Refund.objects.select_for_update().get(pk=refund.pk)
+    locked = Refund.objects.select_for_update(no_key=True, of=("self",)).get(pk=refund.pk)
     if locked.state not in (RefundState.PENDING, RefundState.APPROVED):
         raise ValueError(f"refund is {locked.state}; it cannot be held")
     _transition(locked, RefundState.HELD, actor=actor, reason=reason or "held by staff", now=now,
@@ -819,8 +819,8 @@ def _jsonable(raw: Any) -> dict:
 @transaction.atomic
 def _record(refund: Refund, *, kind: str | None, result: GatewayResult, now: datetime) -> str:
     """Record a gateway answer and apply it (return, then refund row locks)."""
-    rr = ReturnRequest.objects.select_for_update().select_related("tenant").get(pk=refund.return_request_id)
-    locked = Refund.objects.select_for_update().get(pk=refund.pk)
+    rr = ReturnRequest.objects.select_for_update(no_key=True, of=("self",)).select_related("tenant").get(pk=refund.return_request_id)
+    locked = Refund.objects.select_for_update(no_key=True, of=("self",)).get(pk=refund.pk)
     if kind is not None:
         _record_only(locked, kind=kind, result=result, now=now)
     return _apply_outcome(locked, rr, result=result, now=now)
@@ -873,10 +873,10 @@ def refund_gateway_event(*, tenant: Tenant, refund: Refund, result: GatewayResul
     """Apply a gateway's asynchronous outcome (Stripe's refund webhook) for a refund in
     `issuing`; recorded as a `webhook` transaction. Idempotent: a refund already
     settled only gets the transaction row."""
-    rr = ReturnRequest.objects.select_for_update().select_related("tenant").get(
+    rr = ReturnRequest.objects.select_for_update(no_key=True, of=("self",)).select_related("tenant").get(
         pk=refund.return_request_id, tenant=tenant
     )
-    locked = Refund.objects.select_for_update().get(pk=refund.pk, tenant=tenant)
+    locked = Refund.objects.select_for_update(no_key=True, of=("self",)).get(pk=refund.pk, tenant=tenant)
     _record_only(locked, kind=TransactionKind.WEBHOOK, result=result, now=now)
     return _apply_outcome(locked, rr, result=result, now=now)
 
@@ -904,7 +904,7 @@ def exchange_ship(
     """
     from rma.warehouse import outbound_shipment_create
 
-    rr = ReturnRequest.objects.select_for_update().select_related("order", "tenant").get(
+    rr = ReturnRequest.objects.select_for_update(no_key=True, of=("self",)).select_related("order", "tenant").get(
         pk=return_request.pk, tenant=tenant
     )
     exchanges = list(Exchange.objects.filter(tenant=tenant, return_request=rr).select_related("return_line__order_line"))
@@ -936,7 +936,7 @@ def exchange_ship(
         now=now,
         actor=actor,
     )
-    refund = Refund.objects.select_for_update().filter(
+    refund = Refund.objects.select_for_update(no_key=True, of=("self",)).filter(
         tenant=tenant, return_request=rr, outcome=RefundOutcome.REFUND
     ).first()
     if refund is not None and refund.method == RefundMethod.EXCHANGE and refund.state in (
@@ -958,7 +958,7 @@ def return_settle_if_done(
     and the outcome is settled: the refund issued (or cancelled/exchange-only) and
     every exchange shipped. Outcome `refunded` when money or store credit was
     issued, else `exchanged`. Returns the outcome, or None when not yet."""
-    rr = ReturnRequest.objects.select_for_update().get(pk=return_request.pk, tenant=tenant)
+    rr = ReturnRequest.objects.select_for_update(no_key=True, of=("self",)).get(pk=return_request.pk, tenant=tenant)
     if rr.closed_at is not None:
         return None
     names = set(Milestone.objects.filter(tenant=tenant, return_request=rr).values_list("name", flat=True))

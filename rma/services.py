@@ -442,7 +442,7 @@ def return_outcome_close(
     ensure_same_tenant(tenant, return_request)
     if outcome not in ("refunded", "exchanged"):
         raise ValueError(f"not a closing outcome: {outcome}")
-    locked = ReturnRequest.objects.select_for_update().get(pk=return_request.pk, tenant=tenant)
+    locked = ReturnRequest.objects.select_for_update(no_key=True, of=("self",)).get(pk=return_request.pk, tenant=tenant)
     if locked.status in CLOSED_STATUSES:
         return False
     return_status_transition(

@@ -179,7 +179,7 @@ def checkin_record(
     """
     ensure_same_tenant(tenant, return_request)
     PackageCondition(condition)
-    locked = ReturnRequest.objects.select_for_update().get(pk=return_request.pk, tenant=tenant)
+    locked = ReturnRequest.objects.select_for_update(no_key=True, of=("self",)).get(pk=return_request.pk, tenant=tenant)
     existing = CheckIn.objects.filter(tenant=tenant, return_request=locked).first()
     if existing is not None:
         return CheckInResult(existing, created=False)
@@ -286,7 +286,7 @@ def inspection_record(
     exceeds the units still to inspect on its line.
     """
     ensure_same_tenant(tenant, return_request)
-    locked = ReturnRequest.objects.select_for_update().get(pk=return_request.pk, tenant=tenant)
+    locked = ReturnRequest.objects.select_for_update(no_key=True, of=("self",)).get(pk=return_request.pk, tenant=tenant)
     if not CheckIn.objects.filter(tenant=tenant, return_request=locked).exists():
         raise InspectionRefused(f"{locked.rma_number} is not checked in yet: scan it in first.")
     done = inspected_quantities(tenant=tenant, return_request=locked)
