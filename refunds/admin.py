@@ -37,7 +37,11 @@ from refunds.models import (
     SandboxGatewayCall,
 )
 from refunds.rules import HIGH_VALUE_THRESHOLDS
-from returns_portal.tenancy.admin_base import TenantScopedAdmin, TenantScopedModelForm, tenant_action
+from returns_portal.tenancy.admin_base import (
+    TenantScopedAdmin,
+    TenantScopedModelForm,
+    tenant_action,
+)
 from returns_portal.tenancy.crypto import encrypt, encrypt_json
 from returns_portal.tenancy.models import Role
 from rma.admin import ReadOnlyAdminMixin, ReadOnlyInline
@@ -57,7 +61,9 @@ def missing_currencies(rule: RefundRule, currencies: set[str]) -> list[str]:
 
 def tenant_currencies(tenant_id: int) -> set[str]:
     """The tenant's own currency and every currency its orders use."""
-    found = set(Order.objects.filter(tenant_id=tenant_id).values_list("currency", flat=True).distinct())
+    found = set(
+        Order.objects.filter(tenant_id=tenant_id).values_list("currency", flat=True).distinct()
+    )
     from returns_portal.tenancy.models import Tenant
 
     tenant = Tenant.objects.filter(pk=tenant_id).first()
@@ -95,17 +101,54 @@ class RefundRuleForm(TenantScopedModelForm):
 @admin.register(RefundRule)
 class RefundRuleAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
     form = RefundRuleForm
-    list_display = ("position", "name", "trigger", "method", "is_active", "conditions_text", "tenant")
+    list_display = (
+        "position",
+        "name",
+        "trigger",
+        "method",
+        "is_active",
+        "conditions_text",
+        "tenant",
+    )
     list_display_links = ("name",)
     list_editable = ("position", "is_active")
     list_filter = ("tenant", "trigger", "method", "is_active")
     ordering = ("tenant", "position", "pk")
     search_fields = ("name",)
     fieldsets = (
-        (None, {"fields": ("name", "position", "is_active", "trigger", "method", "store_credit_bonus_percent")}),
-        ("Order conditions", {"fields": ("risk_levels", "order_total_min", "order_total_max", "order_tags", "shipping_countries")}),
-        ("Line conditions (one returned line must meet all)", {"fields": ("line_value_min", "line_value_max", "reason_codes", "skus", "line_tags")}),
-        ("Customer history", {"fields": ("prior_returns_min_count", "prior_returns_min_rate", "prior_returns_days")}),
+        (
+            None,
+            {
+                "fields": (
+                    "name",
+                    "position",
+                    "is_active",
+                    "trigger",
+                    "method",
+                    "store_credit_bonus_percent",
+                )
+            },
+        ),
+        (
+            "Order conditions",
+            {
+                "fields": (
+                    "risk_levels",
+                    "order_total_min",
+                    "order_total_max",
+                    "order_tags",
+                    "shipping_countries",
+                )
+            },
+        ),
+        (
+            "Line conditions (one returned line must meet all)",
+            {"fields": ("line_value_min", "line_value_max", "reason_codes", "skus", "line_tags")},
+        ),
+        (
+            "Customer history",
+            {"fields": ("prior_returns_min_count", "prior_returns_min_rate", "prior_returns_days")},
+        ),
     )
 
     @admin.display(description="Conditions")
@@ -122,7 +165,9 @@ class RefundRuleAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
                 request,
                 f"Rule '{obj.name}' has a value condition without a threshold for {', '.join(missing)}: "
                 f"it never matches orders in those currencies. Defaults: "
-                + ", ".join(f"{c} {HIGH_VALUE_THRESHOLDS[c]}" for c in missing if c in HIGH_VALUE_THRESHOLDS),
+                + ", ".join(
+                    f"{c} {HIGH_VALUE_THRESHOLDS[c]}" for c in missing if c in HIGH_VALUE_THRESHOLDS
+                ),
                 messages.WARNING,
             )
 
@@ -134,15 +179,34 @@ class RefundStateChangeInline(ReadOnlyInline):
 
 class RefundTransactionInline(ReadOnlyInline):
     model = RefundTransaction
-    fields = ("created_at", "kind", "gateway", "status", "amount", "currency", "gateway_reference", "message")
+    fields = (
+        "created_at",
+        "kind",
+        "gateway",
+        "status",
+        "amount",
+        "currency",
+        "gateway_reference",
+        "message",
+    )
 
 
 class RefundDecisionChangeInline(ReadOnlyInline):
     model = RefundDecisionChange
-    fields = ("at", "actor", "old_rule_name", "new_rule_name", "old_trigger", "new_trigger", "new_explanation")
+    fields = (
+        "at",
+        "actor",
+        "old_rule_name",
+        "new_rule_name",
+        "old_trigger",
+        "new_trigger",
+        "new_explanation",
+    )
 
 
-def _run_each(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, fn, verb: str) -> None:  # type: ignore[no-untyped-def]
+def _run_each(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, fn, verb: str
+) -> None:  # type: ignore[no-untyped-def]
     done, refused = 0, []
     for refund in queryset:
         try:
@@ -174,7 +238,13 @@ class RefundAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_filter = ("tenant", "state", "method", "trigger", "gateway")
     search_fields = ("return_request__rma_number", "uuid", "gateway_reference")
     exclude = ("tenant",)
-    readonly_fields = ("explanation", "breakdown", "condition_snapshot", "hold_reason", "last_error")
+    readonly_fields = (
+        "explanation",
+        "breakdown",
+        "condition_snapshot",
+        "hold_reason",
+        "last_error",
+    )
     inlines = [RefundTransactionInline, RefundStateChangeInline, RefundDecisionChangeInline]
     list_select_related = ("return_request",)
     actions = ["reevaluate", "approve", "hold", "close_return"]
@@ -182,21 +252,37 @@ class RefundAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     @tenant_action(role=Role.ADMIN, description="Re-evaluate the refund rule (recorded)")
     def reevaluate(self, request: HttpRequest, queryset: QuerySet) -> None:
         actor = request.user.get_username()
-        _run_each(self, request, queryset,
-                  lambda r: services.refund_reevaluate(refund=r, actor=actor, now=timezone.now()), "Re-evaluated")
+        _run_each(
+            self,
+            request,
+            queryset,
+            lambda r: services.refund_reevaluate(refund=r, actor=actor, now=timezone.now()),
+            "Re-evaluated",
+        )
 
     @tenant_action(role=Role.ADMIN, description="Approve the refund now")
     def approve(self, request: HttpRequest, queryset: QuerySet) -> None:
         actor = request.user.get_username()
-        _run_each(self, request, queryset,
-                  lambda r: services.refund_approve_by_staff(refund=r, actor=actor, now=timezone.now()), "Approved")
+        _run_each(
+            self,
+            request,
+            queryset,
+            lambda r: services.refund_approve_by_staff(refund=r, actor=actor, now=timezone.now()),
+            "Approved",
+        )
 
     @tenant_action(role=Role.AGENT, description="Hold the refund")
     def hold(self, request: HttpRequest, queryset: QuerySet) -> None:
         actor = request.user.get_username()
-        _run_each(self, request, queryset,
-                  lambda r: services.refund_hold(refund=r, actor=actor, reason=f"held by {actor}", now=timezone.now()),
-                  "Held")
+        _run_each(
+            self,
+            request,
+            queryset,
+            lambda r: services.refund_hold(
+                refund=r, actor=actor, reason=f"held by {actor}", now=timezone.now()
+            ),
+            "Held",
+        )
 
     @tenant_action(role=Role.AGENT, description="Close the return (outcome settled)")
     def close_return(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -204,9 +290,15 @@ class RefundAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
 
         def close(refund: Refund) -> None:
             rr = refund.return_request
-            if services.return_settle_if_done(tenant=rr.tenant, return_request=rr, now=timezone.now(),
-                                              actor=actor, staff=True) is None:
-                raise ValueError("the outcome is not settled yet (refund not issued or exchange not shipped)")
+            if (
+                services.return_settle_if_done(
+                    tenant=rr.tenant, return_request=rr, now=timezone.now(), actor=actor, staff=True
+                )
+                is None
+            ):
+                raise ValueError(
+                    "the outcome is not settled yet (refund not issued or exchange not shipped)"
+                )
 
         _run_each(self, request, queryset, close, "Closed the return of")
 
@@ -229,12 +321,21 @@ class RefundSettingsAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
 
 
 class GatewayAccountForm(TenantScopedModelForm):
-    access_token = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False),
-                                   help_text="Shopify Admin API access token (kept if left empty)")
-    secret_key = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False),
-                                 help_text="Stripe secret key (kept if left empty)")
-    webhook_secret = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False),
-                                     help_text="Stripe webhook signing secret whsec_... (kept if left empty)")
+    access_token = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Shopify Admin API access token (kept if left empty)",
+    )
+    secret_key = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Stripe secret key (kept if left empty)",
+    )
+    webhook_secret = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Stripe webhook signing secret whsec_... (kept if left empty)",
+    )
 
     class Meta:
         model = GatewayAccount
@@ -247,7 +348,9 @@ class GatewayAccountAdmin(TenantScopedAdmin):
     list_display = ("provider", "shop_domain", "is_active", "tenant", "updated_at")
     list_filter = ("tenant", "provider", "is_active")
 
-    def save_model(self, request: HttpRequest, obj: GatewayAccount, form: Any, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: GatewayAccount, form: Any, change: bool
+    ) -> None:
         data = form.cleaned_data
         creds = {k: data[k] for k in ("access_token", "secret_key") if data.get(k)}
         if creds:
@@ -259,13 +362,29 @@ class GatewayAccountAdmin(TenantScopedAdmin):
 
 @admin.register(SandboxGatewayCall)
 class SandboxGatewayCallAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
-    list_display = ("reference", "idempotency_key", "amount", "currency", "method", "status", "calls", "created_at")
+    list_display = (
+        "reference",
+        "idempotency_key",
+        "amount",
+        "currency",
+        "method",
+        "status",
+        "calls",
+        "created_at",
+    )
     list_filter = ("tenant", "method")
     search_fields = ("reference", "idempotency_key")
 
 
 @admin.register(Exchange)
 class ExchangeAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
-    list_display = ("return_request", "exchange_sku", "replacement_unit_price", "price_difference", "currency", "shipped_at")
+    list_display = (
+        "return_request",
+        "exchange_sku",
+        "replacement_unit_price",
+        "price_difference",
+        "currency",
+        "shipped_at",
+    )
     list_filter = ("tenant",)
     search_fields = ("return_request__rma_number", "exchange_sku")

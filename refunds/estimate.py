@@ -42,7 +42,16 @@ _TRIGGER_STEP = {
     "manual": "inspected",
 }
 #: Later parcel milestones that also approve (or imply) a trigger.
-_ORDER = ["requested", "label_created", "dropped_off", "first_scan", "in_transit", "delivered", "received", "inspected"]
+_ORDER = [
+    "requested",
+    "label_created",
+    "dropped_off",
+    "first_scan",
+    "in_transit",
+    "delivered",
+    "received",
+    "inspected",
+]
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,11 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
 
 from refunds.states import RefundState
 from returns_portal.tenancy.models import TenantOwned
 from rma.models import ReturnLine, ReturnRequest, Shipment, money_field
-from simple_history.models import HistoricalRecords
 
 
 class RefundMethod(models.TextChoices):
@@ -183,7 +183,9 @@ class RefundRule(TenantOwned):
 
     class Meta:
         ordering = ["tenant_id", "position", "pk"]
-        indexes = [models.Index(fields=["tenant", "is_active", "position"], name="refundrule_order")]
+        indexes = [
+            models.Index(fields=["tenant", "is_active", "position"], name="refundrule_order")
+        ]
 
     def __str__(self) -> str:
         return f"{self.position}. {self.name}"
@@ -199,7 +201,8 @@ class RefundSettings(TenantOwned):
     """A tenant's refund options (DESIGN.md section 7 defaults). One per tenant, provisioned."""
 
     refund_taxes = models.BooleanField(
-        default=True, help_text=_("Add the units' share of the order's taxes when prices exclude tax")
+        default=True,
+        help_text=_("Add the units' share of the order's taxes when prices exclude tax"),
     )
     refund_shipping = models.BooleanField(default=False)
     restocking_fee_percent = models.DecimalField(

@@ -406,13 +406,17 @@ def choose_rule(rules: Sequence[RuleSpec], facts: RefundFacts) -> Decision:
 def default_rules() -> list[RuleSpec]:
     """The rules every new tenant gets (issue 6; DESIGN.md section 7 thresholds), in order."""
     return [
-        RuleSpec(name="High risk", position=10, risk_levels=frozenset({"high"}), trigger="inspected"),
+        RuleSpec(
+            name="High risk", position=10, risk_levels=frozenset({"high"}), trigger="inspected"
+        ),
         RuleSpec(
             name="High value",
             position=20,
             line_value_min=dict(HIGH_VALUE_THRESHOLDS),
             trigger="inspected",
         ),
-        RuleSpec(name="Low risk", position=30, risk_levels=frozenset({"low"}), trigger="first_scan"),
+        RuleSpec(
+            name="Low risk", position=30, risk_levels=frozenset({"low"}), trigger="first_scan"
+        ),
         RuleSpec(name="Standard", position=40, trigger="delivered"),
     ]

@@ -18,7 +18,9 @@ def refund_summary(return_request: ReturnRequest) -> dict | None:
     currency's exponent (`31.00`, `9899`, `1.500`) or null before approval;
     times ISO 8601 UTC."""
     refund = Refund.objects.filter(
-        tenant_id=return_request.tenant_id, return_request=return_request, outcome=RefundOutcome.REFUND
+        tenant_id=return_request.tenant_id,
+        return_request=return_request,
+        outcome=RefundOutcome.REFUND,
     ).first()
     if refund is None:
         return None

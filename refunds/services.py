@@ -182,7 +182,10 @@ def _earlier_units(return_request: ReturnRequest) -> dict[int, int]:
         .exclude(return_request__status__in=["cancelled", "rejected"])
         .filter(
             Q(return_request__created_at__lt=return_request.created_at)
-            | Q(return_request__created_at=return_request.created_at, return_request_id__lt=return_request.pk)
+            | Q(
+                return_request__created_at=return_request.created_at,
+                return_request_id__lt=return_request.pk,
+            )
         )
         .values("order_line_id")
         .annotate(n=Sum("quantity"))
@@ -235,7 +238,9 @@ def line_units_for(
 
 def _customer_history(return_request: ReturnRequest) -> rules_lib.CustomerHistory:
     order = return_request.order
-    customer_q = Q(customer_id=order.customer_id) if order.customer_id else Q(email__iexact=order.email)
+    customer_q = (
+        Q(customer_id=order.customer_id) if order.customer_id else Q(email__iexact=order.email)
+    )
     if not order.customer_id and not order.email:
         return rules_lib.CustomerHistory()
     orders = Order.objects.filter(customer_q, tenant_id=return_request.tenant_id)
@@ -346,8 +351,14 @@ def refund_create_for_return(return_request: ReturnRequest, *, now: datetime) ->
             },
         )
     if decision.trigger == RefundTrigger.MANUAL:
-        _transition(refund, RefundState.HELD, actor="system", reason=HOLD_MANUAL_REASON, now=now,
-                    hold_reason=HOLD_MANUAL_REASON)
+        _transition(
+            refund,
+            RefundState.HELD,
+            actor="system",
+            reason=HOLD_MANUAL_REASON,
+            now=now,
+            hold_reason=HOLD_MANUAL_REASON,
+        )
     return_refund_summary_update(
         return_request=return_request,
         now=now,
@@ -369,8 +380,14 @@ def refund_reevaluate(*, refund: Refund, actor: str, now: datetime) -> Refund:
     """Staff re-run the rules for a refund not yet approved (recorded in
     `RefundDecisionChange`). Raises `ValueError` once approved or later."""
     rr = ReturnRequest.objects.select_related("order").get(pk=refund.return_request_id)
-    Order.objects.select_for_update(no_key=True, of=("self",)).get(pk=rr.order_id)  # lock order: order, return, refund
-    rr = ReturnRequest.objects.select_for_update(no_key=True, of=("self",)).select_related("order", "tenant").get(pk=rr.pk)
+    Order.objects.select_for_update(no_key=True, of=("self",)).get(
+        pk=rr.order_id
+    )  # lock order: order, return, refund
+    rr = (
+        ReturnRequest.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("order", "tenant")
+        .get(pk=rr.pk)
+    )
     locked = Refund.objects.select_for_update(no_key=True, of=("self",)).get(pk=refund.pk)
     if locked.state not in (RefundState.PENDING, RefundState.HELD):
         raise ValueError(f"refund is {locked.state}; only pending or held refunds are re-evaluated")
@@ -413,11 +430,18 @@ def refund_reevaluate(*, refund: Refund, actor: str, now: datetime) -> Refund:
         },
     )
     if locked.trigger == RefundTrigger.MANUAL and locked.state == RefundState.PENDING:
-        _transition(locked, RefundState.HELD, actor=actor, reason=HOLD_MANUAL_REASON, now=now,
-                    hold_reason=HOLD_MANUAL_REASON)
+        _transition(
+            locked,
+            RefundState.HELD,
+            actor=actor,
+            reason=HOLD_MANUAL_REASON,
+            now=now,
+            hold_reason=HOLD_MANUAL_REASON,
+        )
     elif locked.trigger != RefundTrigger.MANUAL and locked.hold_reason == HOLD_MANUAL_REASON:
-        _transition(locked, RefundState.PENDING, actor=actor, reason="re-evaluated", now=now,
-                    hold_reason="")
+        _transition(
+            locked, RefundState.PENDING, actor=actor, reason="re-evaluated", now=now, hold_reason=""
+        )
     refund_approve_if_due(tenant=rr.tenant, return_request=rr, now=now, actor=actor)
     refund.refresh_from_db()
     return refund
@@ -426,8 +450,12 @@ def refund_reevaluate(*, refund: Refund, actor: str, now: datetime) -> Refund:
 # --------------------------------------------------------------------------
 # State changes with the summary kept current
 # --------------------------------------------------------------------------
-def _transition(refund: Refund, to_state: str, *, actor: str, reason: str, now: datetime, **fields: Any) -> Refund:
-    refund_transition(refund=refund, to_state=to_state, actor=actor, reason=reason, now=now, **fields)
+def _transition(
+    refund: Refund, to_state: str, *, actor: str, reason: str, now: datetime, **fields: Any
+) -> Refund:
+    refund_transition(
+        refund=refund, to_state=to_state, actor=actor, reason=reason, now=now, **fields
+    )
     rr = ReturnRequest(pk=refund.return_request_id, tenant_id=refund.tenant_id)
     return_refund_summary_update(return_request=rr, now=now, refund_state=refund.state)
     return refund
@@ -468,7 +496,9 @@ def _label_cost(return_request: ReturnRequest, currency: str) -> Decimal:
     return total
 
 
-def refund_amount_compute(*, refund: Refund, order: Order, return_request: ReturnRequest) -> amounts_lib.AmountResult:
+def refund_amount_compute(
+    *, refund: Refund, order: Order, return_request: ReturnRequest
+) -> amounts_lib.AmountResult:
     """The refund's amount (DESIGN.md section 7). Call with the order row LOCKED
     (`select_for_update`), so the cap sees every other live refund of the order."""
     settings_ = refund_settings_for(refund.tenant_id)
@@ -484,7 +514,10 @@ def refund_amount_compute(*, refund: Refund, order: Order, return_request: Retur
     net_subtotal = order.subtotal
     if not net_subtotal or net_subtotal <= 0:
         net_subtotal = sum(
-            (quantize(line.unit_price * line.quantity - line.discount, cur) for line in order.lines.all()),
+            (
+                quantize(line.unit_price * line.quantity - line.discount, cur)
+                for line in order.lines.all()
+            ),
             Decimal(0),
         )
     fixed = _money_map(settings_.restocking_fee_fixed).get(cur.upper(), Decimal(0))
@@ -495,7 +528,9 @@ def refund_amount_compute(*, refund: Refund, order: Order, return_request: Retur
         restocking_fee_fixed=fixed,
         deduct_label_cost=settings_.deduct_label_cost,
         store_credit_bonus_percent=(
-            refund.store_credit_bonus_percent if refund.method == RefundMethod.STORE_CREDIT else Decimal(0)
+            refund.store_credit_bonus_percent
+            if refund.method == RefundMethod.STORE_CREDIT
+            else Decimal(0)
         ),
     )
     money = amounts_lib.OrderMoney(
@@ -580,9 +615,13 @@ def refund_approve_if_due(
     enqueues `refunds.refund_issue` on commit. `manual` and `exchange` refunds
     are never approved here.
     """
-    Order.objects.select_for_update(no_key=True, of=("self",)).get(pk=return_request.order_id, tenant=tenant)
-    rr = ReturnRequest.objects.select_for_update(no_key=True, of=("self",)).select_related("order", "tenant").get(
-        pk=return_request.pk, tenant=tenant
+    Order.objects.select_for_update(no_key=True, of=("self",)).get(
+        pk=return_request.order_id, tenant=tenant
+    )
+    rr = (
+        ReturnRequest.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("order", "tenant")
+        .get(pk=return_request.pk, tenant=tenant)
     )
     refund = (
         Refund.objects.select_for_update(no_key=True, of=("self",))
@@ -603,9 +642,14 @@ def refund_approve_if_due(
     blocking = _blocking_exceptions(rr)
     if blocking:
         if refund.state == RefundState.PENDING:
-            _transition(refund, RefundState.HELD, actor=actor,
-                        reason=f"held: open {', '.join(sorted(set(blocking)))}", now=now,
-                        hold_reason=HOLD_EXCEPTION_REASON)
+            _transition(
+                refund,
+                RefundState.HELD,
+                actor=actor,
+                reason=f"held: open {', '.join(sorted(set(blocking)))}",
+                now=now,
+                hold_reason=HOLD_EXCEPTION_REASON,
+            )
         return ApprovalResult(refund, approved=False, held=True)
     if refund.state == RefundState.HELD and refund.hold_reason != HOLD_EXCEPTION_REASON:
         return ApprovalResult(refund, approved=False, held=True)  # held by staff
@@ -643,7 +687,11 @@ def refund_approve_by_staff(*, refund: Refund, actor: str, now: datetime) -> Ref
     hold). Raises `ValueError` in any other state. Locks order, return, refund."""
     rr = ReturnRequest.objects.select_related("order").get(pk=refund.return_request_id)
     Order.objects.select_for_update(no_key=True, of=("self",)).get(pk=rr.order_id)
-    rr = ReturnRequest.objects.select_for_update(no_key=True, of=("self",)).select_related("order", "tenant").get(pk=rr.pk)
+    rr = (
+        ReturnRequest.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("order", "tenant")
+        .get(pk=rr.pk)
+    )
     locked = Refund.objects.select_for_update(no_key=True, of=("self",)).get(pk=refund.pk)
     if locked.state not in (RefundState.PENDING, RefundState.HELD):
         raise ValueError(f"refund is {locked.state}; only pending or held refunds can be approved")
@@ -660,8 +708,14 @@ def refund_hold(*, refund: Refund, actor: str, reason: str, now: datetime) -> Re
     locked = Refund.objects.select_for_update(no_key=True, of=("self",)).get(pk=refund.pk)
     if locked.state not in (RefundState.PENDING, RefundState.APPROVED):
         raise ValueError(f"refund is {locked.state}; it cannot be held")
-    _transition(locked, RefundState.HELD, actor=actor, reason=reason or "held by staff", now=now,
-                hold_reason=(reason or "held by staff")[:200])
+    _transition(
+        locked,
+        RefundState.HELD,
+        actor=actor,
+        reason=reason or "held by staff",
+        now=now,
+        hold_reason=(reason or "held by staff")[:200],
+    )
     refund.refresh_from_db()
     return refund
 
@@ -670,9 +724,11 @@ def refund_hold(*, refund: Refund, actor: str, reason: str, now: datetime) -> Re
 def refund_recheck(*, tenant_id: int, refund_id: int, now: datetime) -> str:
     """Re-try approval of a refund held for a warehouse exception (sweeper: its exceptions
     may have been resolved since). Returns `approved`, `held` or `skipped`."""
-    refund = Refund.objects.filter(pk=refund_id, tenant_id=tenant_id).select_related(
-        "return_request__tenant"
-    ).first()
+    refund = (
+        Refund.objects.filter(pk=refund_id, tenant_id=tenant_id)
+        .select_related("return_request__tenant")
+        .first()
+    )
     if refund is None:
         log.info("refund %s of tenant %s is gone", refund_id, tenant_id)
         return "skipped"
@@ -706,7 +762,9 @@ def _request_for(refund: Refund) -> RefundRequest:
 def _gateway(refund: Refund):  # type: ignore[no-untyped-def]
     account = None
     if refund.gateway != GatewayProvider.SANDBOX:
-        account = GatewayAccount.objects.filter(tenant_id=refund.tenant_id, provider=refund.gateway).first()
+        account = GatewayAccount.objects.filter(
+            tenant_id=refund.tenant_id, provider=refund.gateway
+        ).first()
     return gateway_for(refund.gateway, account)
 
 
@@ -720,7 +778,11 @@ def refund_issue(*, tenant_id: int, refund_id: int, now: datetime) -> str:
     - `issuing` for 10 minutes or more: `refund_recover` (look up by key).
     - anything else: `skipped`.
     """
-    refund = Refund.objects.select_related("return_request").filter(pk=refund_id, tenant_id=tenant_id).first()
+    refund = (
+        Refund.objects.select_related("return_request")
+        .filter(pk=refund_id, tenant_id=tenant_id)
+        .first()
+    )
     if refund is None:
         log.info("refund %s of tenant %s is gone", refund_id, tenant_id)
         return "missing"
@@ -761,7 +823,11 @@ def refund_recover(*, tenant_id: int, refund_id: int, now: datetime) -> str:
     The lookup is claimed by moving `issuing_started_at` forward with a
     conditional update, so two sweeps never look up (or re-send) at once.
     """
-    refund = Refund.objects.select_related("return_request").filter(pk=refund_id, tenant_id=tenant_id).first()
+    refund = (
+        Refund.objects.select_related("return_request")
+        .filter(pk=refund_id, tenant_id=tenant_id)
+        .first()
+    )
     if refund is None or refund.state != RefundState.ISSUING:
         return "skipped"
     started = refund.issuing_started_at
@@ -819,20 +885,33 @@ def _jsonable(raw: Any) -> dict:
 @transaction.atomic
 def _record(refund: Refund, *, kind: str | None, result: GatewayResult, now: datetime) -> str:
     """Record a gateway answer and apply it (return, then refund row locks)."""
-    rr = ReturnRequest.objects.select_for_update(no_key=True, of=("self",)).select_related("tenant").get(pk=refund.return_request_id)
+    rr = (
+        ReturnRequest.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("tenant")
+        .get(pk=refund.return_request_id)
+    )
     locked = Refund.objects.select_for_update(no_key=True, of=("self",)).get(pk=refund.pk)
     if kind is not None:
         _record_only(locked, kind=kind, result=result, now=now)
     return _apply_outcome(locked, rr, result=result, now=now)
 
 
-def _apply_outcome(refund: Refund, rr: ReturnRequest, *, result: GatewayResult, now: datetime) -> str:
+def _apply_outcome(
+    refund: Refund, rr: ReturnRequest, *, result: GatewayResult, now: datetime
+) -> str:
     if refund.state != RefundState.ISSUING:
         return "skipped"
     if result.status == SUCCEEDED:
-        _transition(refund, RefundState.ISSUED, actor=f"gateway:{refund.gateway}",
-                    reason=result.message or "gateway confirmed", now=now,
-                    issued_at=now, gateway_reference=result.reference[:200], last_error="")
+        _transition(
+            refund,
+            RefundState.ISSUED,
+            actor=f"gateway:{refund.gateway}",
+            reason=result.message or "gateway confirmed",
+            now=now,
+            issued_at=now,
+            gateway_reference=result.reference[:200],
+            last_error="",
+        )
         milestone_reach(
             tenant=rr.tenant,
             return_request=rr,
@@ -845,9 +924,14 @@ def _apply_outcome(refund: Refund, rr: ReturnRequest, *, result: GatewayResult, 
         refund_estimate_refresh(return_request=rr, refund=refund, now=now)
         return "issued"
     if result.status == FAILED:
-        _transition(refund, RefundState.FAILED, actor=f"gateway:{refund.gateway}",
-                    reason=result.message or "gateway refused", now=now,
-                    last_error=result.message[:500])
+        _transition(
+            refund,
+            RefundState.FAILED,
+            actor=f"gateway:{refund.gateway}",
+            reason=result.message or "gateway refused",
+            now=now,
+            last_error=result.message[:500],
+        )
         exception_open(
             tenant=rr.tenant,
             return_request=rr,
@@ -869,14 +953,20 @@ def _apply_outcome(refund: Refund, rr: ReturnRequest, *, result: GatewayResult, 
 
 
 @transaction.atomic
-def refund_gateway_event(*, tenant: Tenant, refund: Refund, result: GatewayResult, now: datetime) -> str:
+def refund_gateway_event(
+    *, tenant: Tenant, refund: Refund, result: GatewayResult, now: datetime
+) -> str:
     """Apply a gateway's asynchronous outcome (Stripe's refund webhook) for a refund in
     `issuing`; recorded as a `webhook` transaction. Idempotent: a refund already
     settled only gets the transaction row."""
-    rr = ReturnRequest.objects.select_for_update(no_key=True, of=("self",)).select_related("tenant").get(
-        pk=refund.return_request_id, tenant=tenant
+    rr = (
+        ReturnRequest.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("tenant")
+        .get(pk=refund.return_request_id, tenant=tenant)
     )
-    locked = Refund.objects.select_for_update(no_key=True, of=("self",)).get(pk=refund.pk, tenant=tenant)
+    locked = Refund.objects.select_for_update(no_key=True, of=("self",)).get(
+        pk=refund.pk, tenant=tenant
+    )
     _record_only(locked, kind=TransactionKind.WEBHOOK, result=result, now=now)
     return _apply_outcome(locked, rr, result=result, now=now)
 
@@ -904,10 +994,16 @@ def exchange_ship(
     """
     from rma.warehouse import outbound_shipment_create
 
-    rr = ReturnRequest.objects.select_for_update(no_key=True, of=("self",)).select_related("order", "tenant").get(
-        pk=return_request.pk, tenant=tenant
+    rr = (
+        ReturnRequest.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("order", "tenant")
+        .get(pk=return_request.pk, tenant=tenant)
     )
-    exchanges = list(Exchange.objects.filter(tenant=tenant, return_request=rr).select_related("return_line__order_line"))
+    exchanges = list(
+        Exchange.objects.filter(tenant=tenant, return_request=rr).select_related(
+            "return_line__order_line"
+        )
+    )
     if not exchanges:
         raise ValueError(f"{rr.rma_number} has no exchange lines")
     shipment, _created = outbound_shipment_create(
@@ -936,14 +1032,23 @@ def exchange_ship(
         now=now,
         actor=actor,
     )
-    refund = Refund.objects.select_for_update(no_key=True, of=("self",)).filter(
-        tenant=tenant, return_request=rr, outcome=RefundOutcome.REFUND
-    ).first()
-    if refund is not None and refund.method == RefundMethod.EXCHANGE and refund.state in (
-        RefundState.PENDING,
-        RefundState.HELD,
+    refund = (
+        Refund.objects.select_for_update(no_key=True, of=("self",))
+        .filter(tenant=tenant, return_request=rr, outcome=RefundOutcome.REFUND)
+        .first()
+    )
+    if (
+        refund is not None
+        and refund.method == RefundMethod.EXCHANGE
+        and refund.state
+        in (
+            RefundState.PENDING,
+            RefundState.HELD,
+        )
     ):
-        _transition(refund, RefundState.CANCELLED, actor=actor, reason="settled by exchange", now=now)
+        _transition(
+            refund, RefundState.CANCELLED, actor=actor, reason="settled by exchange", now=now
+        )
     return list(Exchange.objects.filter(tenant=tenant, return_request=rr))
 
 
@@ -952,25 +1057,40 @@ def exchange_ship(
 # --------------------------------------------------------------------------
 @transaction.atomic
 def return_settle_if_done(
-    *, tenant: Tenant, return_request: ReturnRequest, now: datetime, actor: str = "system", staff: bool = False
+    *,
+    tenant: Tenant,
+    return_request: ReturnRequest,
+    now: datetime,
+    actor: str = "system",
+    staff: bool = False,
 ) -> str | None:
     """Close the return when the parcel track reached `inspected` (or `staff` closes it)
     and the outcome is settled: the refund issued (or cancelled/exchange-only) and
     every exchange shipped. Outcome `refunded` when money or store credit was
     issued, else `exchanged`. Returns the outcome, or None when not yet."""
-    rr = ReturnRequest.objects.select_for_update(no_key=True, of=("self",)).get(pk=return_request.pk, tenant=tenant)
+    rr = ReturnRequest.objects.select_for_update(no_key=True, of=("self",)).get(
+        pk=return_request.pk, tenant=tenant
+    )
     if rr.closed_at is not None:
         return None
-    names = set(Milestone.objects.filter(tenant=tenant, return_request=rr).values_list("name", flat=True))
+    names = set(
+        Milestone.objects.filter(tenant=tenant, return_request=rr).values_list("name", flat=True)
+    )
     if MilestoneName.INSPECTED not in names and not staff:
         return None
-    refund = Refund.objects.filter(tenant=tenant, return_request=rr, outcome=RefundOutcome.REFUND).first()
+    refund = Refund.objects.filter(
+        tenant=tenant, return_request=rr, outcome=RefundOutcome.REFUND
+    ).first()
     exchanges = list(Exchange.objects.filter(tenant=tenant, return_request=rr))
     if any(e.shipped_at is None for e in exchanges):
         return None
     if refund is not None and refund.state not in (RefundState.ISSUED, RefundState.CANCELLED):
         return None
-    paid = refund is not None and refund.state == RefundState.ISSUED and (refund.amount or 0) + (refund.bonus_amount or 0) > 0
+    paid = (
+        refund is not None
+        and refund.state == RefundState.ISSUED
+        and (refund.amount or 0) + (refund.bonus_amount or 0) > 0
+    )
     outcome = "refunded" if paid or not exchanges else "exchanged"
     return_outcome_close(
         tenant=tenant,
@@ -983,26 +1103,41 @@ def return_settle_if_done(
     return outcome
 
 
-def refund_estimate_refresh(*, return_request: ReturnRequest, now: datetime, refund: Refund | None = None) -> None:
+def refund_estimate_refresh(
+    *, return_request: ReturnRequest, now: datetime, refund: Refund | None = None
+) -> None:
     """Recompute `{from, to, text}` (refunds.estimate) and write it to the return."""
     if refund is None:
         refund = Refund.objects.filter(
-            tenant_id=return_request.tenant_id, return_request=return_request, outcome=RefundOutcome.REFUND
+            tenant_id=return_request.tenant_id,
+            return_request=return_request,
+            outcome=RefundOutcome.REFUND,
         ).first()
     if refund is None:
         return
-    rr = ReturnRequest.objects.select_related("tenant", "return_centre", "order").get(pk=return_request.pk)
+    rr = ReturnRequest.objects.select_related("tenant", "return_centre", "order").get(
+        pk=return_request.pk
+    )
     if refund.method == RefundMethod.EXCHANGE:
         return_refund_summary_update(
-            return_request=return_request, now=now, refund_estimate_from=None,
-            refund_estimate_to=None, refund_estimate_text="Exchange: we ship your replacement after inspection",
+            return_request=return_request,
+            now=now,
+            refund_estimate_from=None,
+            refund_estimate_to=None,
+            refund_estimate_text="Exchange: we ship your replacement after inspection",
         )
         return
     settings_ = refund_settings_for(rr.tenant_id)
     bank_min, bank_max = settings_.bank_days(refund.method)
-    reached = dict(Milestone.objects.filter(tenant_id=rr.tenant_id, return_request=rr).values_list("name", "reached_at"))
+    reached = dict(
+        Milestone.objects.filter(tenant_id=rr.tenant_id, return_request=rr).values_list(
+            "name", "reached_at"
+        )
+    )
     centre_country = (rr.return_centre.country if rr.return_centre else rr.tenant.country) or ""
-    domestic = not rr.order.shipping_country or rr.order.shipping_country.upper() == centre_country.upper()
+    domestic = (
+        not rr.order.shipping_country or rr.order.shipping_country.upper() == centre_country.upper()
+    )
     est = refund_estimate(
         EstimateInput(
             trigger=refund.trigger,

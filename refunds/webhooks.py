@@ -30,7 +30,9 @@ from returns_portal.tenancy.crypto import decrypt
 from returns_portal.tenancy.models import Tenant
 
 log = logging.getLogger(__name__)
-REFUND_EVENTS = frozenset({"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"})
+REFUND_EVENTS = frozenset(
+    {"refund.created", "refund.updated", "refund.failed", "charge.refund.updated"}
+)
 
 
 @csrf_exempt
@@ -41,7 +43,9 @@ def stripe_webhook(request: HttpRequest, tenant_slug: str) -> JsonResponse:
         raise Http404
     tenant = Tenant.objects.filter(slug=tenant_slug, is_active=True).first()
     account = (
-        GatewayAccount.objects.filter(tenant=tenant, provider=GatewayProvider.STRIPE, is_active=True).first()
+        GatewayAccount.objects.filter(
+            tenant=tenant, provider=GatewayProvider.STRIPE, is_active=True
+        ).first()
         if tenant
         else None
     )
@@ -66,11 +70,15 @@ def stripe_webhook(request: HttpRequest, tenant_slug: str) -> JsonResponse:
     obj = (event.get("data") or {}).get("object") or {}
     key = (obj.get("metadata") or {}).get("idempotency_key", "")
     try:
-        refund_uuid = uuid_lib.UUID(key.removeprefix("refund:")) if key.startswith("refund:") else None
+        refund_uuid = (
+            uuid_lib.UUID(key.removeprefix("refund:")) if key.startswith("refund:") else None
+        )
     except ValueError:
         refund_uuid = None
     refund = (
-        Refund.objects.filter(tenant=tenant, uuid=refund_uuid, gateway=GatewayProvider.STRIPE).first()
+        Refund.objects.filter(
+            tenant=tenant, uuid=refund_uuid, gateway=GatewayProvider.STRIPE
+        ).first()
         if refund_uuid
         else None
     )

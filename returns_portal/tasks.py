@@ -9,9 +9,9 @@ from celery import current_app, shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from refunds import outbox as refunds_outbox
 from returns_portal import workflows
 from returns_portal.tenancy.leases import job_lease
-from refunds import outbox as refunds_outbox
 from rma import outbox as rma_outbox
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("returns_portal.api.urls")),
     # --- refunds issue: Stripe refund webhook, warehouse staff pages ---
-    path("webhooks/stripe/<slug:tenant_slug>/", refund_webhooks.stripe_webhook, name="stripe-webhook"),
+    path(
+        "webhooks/stripe/<slug:tenant_slug>/", refund_webhooks.stripe_webhook, name="stripe-webhook"
+    ),
     path("staff/check-in/", warehouse_views.checkin_page, name="warehouse-checkin"),
     path("staff/restock.csv", warehouse_views.restock_csv, name="warehouse-restock"),
     path("", include("rma.urls")),

@@ -803,7 +803,9 @@ class CheckIn(TenantOwned):
     class Meta:
         verbose_name = "check-in"
         constraints = [
-            models.UniqueConstraint(fields=["tenant", "return_request"], name="checkin_one_per_return")
+            models.UniqueConstraint(
+                fields=["tenant", "return_request"], name="checkin_one_per_return"
+            )
         ]
         indexes = [models.Index(fields=["tenant", "checked_in_at"], name="checkin_tenant_time")]
 
@@ -812,7 +814,9 @@ class CheckIn(TenantOwned):
 
 
 def inspection_photo_upload_to(instance: Inspection, filename: str) -> str:
-    return f"tenants/{instance.tenant_id}/inspections/{uuid.uuid4().hex}.{filename.rsplit('.', 1)[-1]}"
+    return (
+        f"tenants/{instance.tenant_id}/inspections/{uuid.uuid4().hex}.{filename.rsplit('.', 1)[-1]}"
+    )
 
 
 class Inspection(TenantOwned):
@@ -826,7 +830,9 @@ class Inspection(TenantOwned):
     return_request = models.ForeignKey(
         ReturnRequest, on_delete=models.CASCADE, related_name="inspections"
     )
-    return_line = models.ForeignKey(ReturnLine, on_delete=models.CASCADE, related_name="inspections")
+    return_line = models.ForeignKey(
+        ReturnLine, on_delete=models.CASCADE, related_name="inspections"
+    )
     quantity = models.PositiveIntegerField(validators=[MinValueValidator(1)])
     grade = models.CharField(max_length=1, choices=InspectionGrade.choices)
     disposition = models.CharField(max_length=10, choices=Disposition.choices)
@@ -844,7 +850,9 @@ class Inspection(TenantOwned):
         ordering = ["inspected_at", "pk"]
         indexes = [
             models.Index(fields=["tenant", "return_request"], name="inspection_tenant_return"),
-            models.Index(fields=["tenant", "disposition", "inspected_at"], name="inspection_disposition"),
+            models.Index(
+                fields=["tenant", "disposition", "inspected_at"], name="inspection_disposition"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -431,7 +431,13 @@ def return_hooks_run_created(return_request: ReturnRequest, *, now: datetime) ->
 # --------------------------------------------------------------------------
 @transaction.atomic
 def return_outcome_close(
-    *, tenant: Tenant, return_request: ReturnRequest, outcome: str, actor: str, reason: str, now: datetime
+    *,
+    tenant: Tenant,
+    return_request: ReturnRequest,
+    outcome: str,
+    actor: str,
+    reason: str,
+    now: datetime,
 ) -> bool:
     """Close an open return with `outcome` (`refunded` or `exchanged`, DESIGN.md section 5).
 
@@ -442,7 +448,9 @@ def return_outcome_close(
     ensure_same_tenant(tenant, return_request)
     if outcome not in ("refunded", "exchanged"):
         raise ValueError(f"not a closing outcome: {outcome}")
-    locked = ReturnRequest.objects.select_for_update(no_key=True, of=("self",)).get(pk=return_request.pk, tenant=tenant)
+    locked = ReturnRequest.objects.select_for_update(no_key=True, of=("self",)).get(
+        pk=return_request.pk, tenant=tenant
+    )
     if locked.status in CLOSED_STATUSES:
         return False
     return_status_transition(

@@ -111,7 +111,9 @@ def scan_parse(code: str) -> ScanCode:
             )
         return ScanCode(raw=raw, tenant_slug=None, rma_number=None)
     number = _RMA_NUMBER.match(raw)
-    return ScanCode(raw=raw, tenant_slug=None, rma_number=f"RMA-{number.group(1)}" if number else None)
+    return ScanCode(
+        raw=raw, tenant_slug=None, rma_number=f"RMA-{number.group(1)}" if number else None
+    )
 
 
 def return_find_by_scan(*, tenant: Tenant, code: str) -> ReturnRequest:
@@ -179,7 +181,9 @@ def checkin_record(
     """
     ensure_same_tenant(tenant, return_request)
     PackageCondition(condition)
-    locked = ReturnRequest.objects.select_for_update(no_key=True, of=("self",)).get(pk=return_request.pk, tenant=tenant)
+    locked = ReturnRequest.objects.select_for_update(no_key=True, of=("self",)).get(
+        pk=return_request.pk, tenant=tenant
+    )
     existing = CheckIn.objects.filter(tenant=tenant, return_request=locked).first()
     if existing is not None:
         return CheckInResult(existing, created=False)
@@ -286,11 +290,15 @@ def inspection_record(
     exceeds the units still to inspect on its line.
     """
     ensure_same_tenant(tenant, return_request)
-    locked = ReturnRequest.objects.select_for_update(no_key=True, of=("self",)).get(pk=return_request.pk, tenant=tenant)
+    locked = ReturnRequest.objects.select_for_update(no_key=True, of=("self",)).get(
+        pk=return_request.pk, tenant=tenant
+    )
     if not CheckIn.objects.filter(tenant=tenant, return_request=locked).exists():
         raise InspectionRefused(f"{locked.rma_number} is not checked in yet: scan it in first.")
     done = inspected_quantities(tenant=tenant, return_request=locked)
-    lines = {line.pk: line for line in ReturnLine.objects.filter(tenant=tenant, return_request=locked)}
+    lines = {
+        line.pk: line for line in ReturnLine.objects.filter(tenant=tenant, return_request=locked)
+    }
     created: list[Inspection] = []
     for entry in entries:
         line = lines.get(entry.return_line.pk)
@@ -348,7 +356,9 @@ def inspection_record(
                 detail=f"{sku} graded D: {entry.note}"[:500],
                 condition_key=f"inspection:{line.pk}",
             )
-    all_inspected = all(done.get(pk, 0) >= line.quantity for pk, line in lines.items()) and bool(lines)
+    all_inspected = all(done.get(pk, 0) >= line.quantity for pk, line in lines.items()) and bool(
+        lines
+    )
     if created and all_inspected:
         milestone_reach(
             tenant=tenant,
@@ -457,7 +467,10 @@ def outbound_shipment_create(
             raise ValueError("This tracking number belongs to another return.")
         return existing, False
     has_primary = Shipment.objects.filter(
-        Q(is_primary=True), tenant=tenant, return_request=return_request, direction=ShipmentDirection.OUTBOUND
+        Q(is_primary=True),
+        tenant=tenant,
+        return_request=return_request,
+        direction=ShipmentDirection.OUTBOUND,
     ).exists()
     shipment = Shipment.objects.create(
         tenant=tenant,

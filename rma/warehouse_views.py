@@ -60,7 +60,9 @@ def checkin_page(request: HttpRequest) -> HttpResponse:
     """
     _require_agent(request)
     tenant = request.tenant  # type: ignore[attr-defined]
-    context: dict = {"form": CheckInForm(initial={"condition": request.GET.get("condition", "intact")})}
+    context: dict = {
+        "form": CheckInForm(initial={"condition": request.GET.get("condition", "intact")})
+    }
     status = 200
     if request.method == "POST":
         form = CheckInForm(request.POST)
@@ -92,7 +94,11 @@ def checkin_page(request: HttpRequest) -> HttpResponse:
                     checkin=result.checkin,
                     lines=list(rr.lines.select_related("order_line")),
                 )
-    template = "warehouse/_checkin_result.html" if getattr(request, "htmx", False) else "warehouse/checkin.html"
+    template = (
+        "warehouse/_checkin_result.html"
+        if getattr(request, "htmx", False)
+        else "warehouse/checkin.html"
+    )
     return render(request, template, context, status=status)
 
 

@@ -13,7 +13,9 @@ TRANSPORT: httpx.BaseTransport | None = None
 TIMEOUT = httpx.Timeout(20.0, connect=5.0)
 
 
-def client(*, base_url: str, headers: dict[str, str], auth: httpx.Auth | tuple | None = None) -> httpx.Client:
+def client(
+    *, base_url: str, headers: dict[str, str], auth: httpx.Auth | tuple | None = None
+) -> httpx.Client:
     return httpx.Client(
         base_url=base_url, headers=headers, auth=auth, timeout=TIMEOUT, transport=TRANSPORT
     )

@@ -48,13 +48,17 @@ def _refund_result(refund: dict) -> GatewayResult:
     statuses = {TX_STATUS.get(str(t.get("status")), PENDING) for t in txs}
     status = FAILED if FAILED in statuses else PENDING if PENDING in statuses else SUCCEEDED
     message = "; ".join(str(t.get("message") or "") for t in txs if t.get("message"))
-    return GatewayResult(status=status, reference=str(refund.get("id", "")), message=message[:500], raw=refund)
+    return GatewayResult(
+        status=status, reference=str(refund.get("id", "")), message=message[:500], raw=refund
+    )
 
 
 class ShopifyGateway:
     name = "shopify"
 
-    def __init__(self, *, shop_domain: str, access_token: str, api_version: str = "2025-01") -> None:
+    def __init__(
+        self, *, shop_domain: str, access_token: str, api_version: str = "2025-01"
+    ) -> None:
         self.shop_domain = shop_domain
         self.access_token = access_token
         self.api_version = api_version or "2025-01"
@@ -106,7 +110,9 @@ class ShopifyGateway:
                     if t.get("kind") in ("sale", "capture") and t.get("status") == "success"
                 ]
                 if not parents:
-                    return GatewayResult(status=FAILED, message="no successful sale or capture to refund")
+                    return GatewayResult(
+                        status=FAILED, message="no successful sale or capture to refund"
+                    )
                 parent = parents[0]
                 body = {
                     "refund": {

@@ -33,5 +33,7 @@ urlpatterns = [
         warehouse_api.InspectionsView.as_view(),
         name="return-inspections",
     ),
-    path("returns/<str:rma_number>/refund/", warehouse_api.RefundView.as_view(), name="return-refund"),
+    path(
+        "returns/<str:rma_number>/refund/", warehouse_api.RefundView.as_view(), name="return-refund"
+    ),
 ]

@@ -25,7 +25,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from refunds.selectors import refund_summary
-from rma.models import CheckIn, Disposition, Inspection, InspectionGrade, PackageCondition, ReturnRequest
+from rma.models import (
+    CheckIn,
+    Disposition,
+    Inspection,
+    InspectionGrade,
+    PackageCondition,
+    ReturnRequest,
+)
 from rma.warehouse import (
     InspectionEntry,
     WarehouseError,
@@ -142,7 +149,8 @@ def inspections_data(rr: ReturnRequest, all_inspected: bool) -> dict:
 
 class InspectionsView(APIView):
     @extend_schema(
-        request=InspectionsSerializer, responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT}
+        request=InspectionsSerializer,
+        responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT},
     )
     def post(self, request: Any, rma_number: str) -> Response:
         rr = _return(request, rma_number)
@@ -157,10 +165,14 @@ class InspectionsView(APIView):
             else:
                 found = [ln for ln in lines if ln.order_line.sku == item["sku"]]
             if not found:
-                errors[str(i)] = {"line_id": ["not_in_return: this line is not part of the return."]}
+                errors[str(i)] = {
+                    "line_id": ["not_in_return: this line is not part of the return."]
+                }
                 continue
             if len(found) > 1:
-                errors[str(i)] = {"sku": ["ambiguous_sku: the SKU matches two lines; give line_id."]}
+                errors[str(i)] = {
+                    "sku": ["ambiguous_sku: the SKU matches two lines; give line_id."]
+                }
                 continue
             entries.append(
                 InspectionEntry(

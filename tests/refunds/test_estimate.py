@@ -12,14 +12,24 @@ REQUESTED = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)  # Friday
 FIRST_SCAN = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)  # Monday 10:00 New York
 
 
-def est(trigger="delivered", *, state="pending", reached=None, method="original_payment", bank=(1, 3), **kw):
+def est(
+    trigger="delivered",
+    *,
+    state="pending",
+    reached=None,
+    method="original_payment",
+    bank=(1, 3),
+    **kw,
+):
     return refund_estimate(
         EstimateInput(
             trigger=trigger,
             method=method,
             state=state,
             requested_at=REQUESTED,
-            reached=reached if reached is not None else {"requested": REQUESTED, "first_scan": FIRST_SCAN},
+            reached=reached
+            if reached is not None
+            else {"requested": REQUESTED, "first_scan": FIRST_SCAN},
             targets=SlaTargets(),
             calendar=NY,
             bank_days_min=bank[0],
@@ -72,7 +82,10 @@ def test_inspection_trigger_from_request_walks_every_step():
     e = est("inspected", reached={"requested": REQUESTED})
     assert e.start < e.end
     assert e.text.startswith("Expected between")
-    late = est("inspected", reached={"requested": REQUESTED, "received": datetime(2026, 12, 7, 15, tzinfo=UTC)})
+    late = est(
+        "inspected",
+        reached={"requested": REQUESTED, "received": datetime(2026, 12, 7, 15, tzinfo=UTC)},
+    )
     # inspection 48 h -> Wed 9 Dec; refund 1 business day -> Thu 10; bank 3 -> Tue 15 Dec
     assert late.end == datetime(2026, 12, 15, 15, 0, tzinfo=UTC)
 

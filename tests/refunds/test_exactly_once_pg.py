@@ -91,13 +91,25 @@ def test_twenty_concurrent_triggers_issue_once(tenant, monkeypatch, settings):
             workflows.milestone_dispatch(milestone_id=pk, now=T1)
 
     def reach():
-        milestone_reach(tenant=tenant, return_request=rr, name="first_scan", reached_at=T1,
-                        source="carrier", now=T1)
+        milestone_reach(
+            tenant=tenant,
+            return_request=rr,
+            name="first_scan",
+            reached_at=T1,
+            source="carrier",
+            now=T1,
+        )
         dispatch_all()
 
     def check_in():
-        checkin_record(tenant=tenant, return_request=rr, condition="intact", now=T1, actor="scanner",
-                       channel="scanner")
+        checkin_record(
+            tenant=tenant,
+            return_request=rr,
+            condition="intact",
+            now=T1,
+            actor="scanner",
+            channel="scanner",
+        )
         dispatch_all()
 
     def killed_issue():
@@ -112,7 +124,9 @@ def test_twenty_concurrent_triggers_issue_once(tenant, monkeypatch, settings):
     run_threads([reach] * 5 + [check_in] * 5 + [dispatch_all] * 4 + [killed_issue] * 6)
     refund.refresh_from_db()
     if refund.state == "approved":  # no issue task ran after the approval: kill one now
-        killed = threading.Thread(target=lambda: (setattr(local, "kill", True), _safe(killed_issue)))
+        killed = threading.Thread(
+            target=lambda: (setattr(local, "kill", True), _safe(killed_issue))
+        )
         killed.start()
         killed.join()
         refund.refresh_from_db()
@@ -131,20 +145,28 @@ def test_twenty_concurrent_triggers_issue_once(tenant, monkeypatch, settings):
 
     def recover():
         services.refund_issue(tenant_id=tenant.pk, refund_id=refund.pk, now=later)
-        for pk in Milestone.objects.filter(return_request=rr, dispatched_at__isnull=True).values_list("pk", flat=True):
+        for pk in Milestone.objects.filter(
+            return_request=rr, dispatched_at__isnull=True
+        ).values_list("pk", flat=True):
             workflows.milestone_dispatch(milestone_id=pk, now=later)
 
     run_threads([recover] * 10)
     refund.refresh_from_db()
     assert refund.state == "issued"
     call = SandboxGatewayCall.objects.get()
-    assert (call.calls, call.idempotency_key, refund.gateway_reference) == (1, f"refund:{refund.uuid}", call.reference)
+    assert (call.calls, call.idempotency_key, refund.gateway_reference) == (
+        1,
+        f"refund:{refund.uuid}",
+        call.reference,
+    )
     assert Refund.objects.filter(return_request=rr).count() == 1
     assert list(refund.transactions.values_list("kind", "status")) == [("lookup", "succeeded")]
     assert Milestone.objects.filter(return_request=rr, name="refunded").count() == 1
     assert Notification.objects.filter(key=f"refund-approved:{refund.uuid}").count() == 1
     assert list(
-        RefundStateChange.objects.filter(refund=refund).order_by("at", "pk").values_list("to_state", flat=True)
+        RefundStateChange.objects.filter(refund=refund)
+        .order_by("at", "pk")
+        .values_list("to_state", flat=True)
     ) == ["approved", "issuing", "issued"]
 
 

@@ -9,7 +9,13 @@ from decimal import Decimal
 import pytest
 
 from refunds import services
-from refunds.models import Exchange, RefundDecisionChange, RefundRule, RefundTransaction, SandboxGatewayCall
+from refunds.models import (
+    Exchange,
+    RefundDecisionChange,
+    RefundRule,
+    RefundTransaction,
+    SandboxGatewayCall,
+)
 from rma.models import (
     CheckIn,
     ExceptionKind,
@@ -27,21 +33,41 @@ H = timedelta(hours=1)
 
 
 def checkin(worker, rr, *, condition="intact", at):
-    worker.run(checkin_record, tenant=rr.tenant, return_request=rr, condition=condition, now=at,
-               actor="acme-agent", channel="scanner")
+    worker.run(
+        checkin_record,
+        tenant=rr.tenant,
+        return_request=rr,
+        condition=condition,
+        now=at,
+        actor="acme-agent",
+        channel="scanner",
+    )
     return worker.drain(now=at)
 
 
 def inspect_all(worker, rr, *, at, grade="A", disposition="restock", matches=True, note=""):
-    entries = [InspectionEntry(return_line=line, grade=grade, disposition=disposition, matches=matches, note=note)
-               for line in rr.lines.all()]
-    worker.run(inspection_record, tenant=rr.tenant, return_request=rr, entries=entries, now=at,
-               actor="acme-agent", channel="scanner")
+    entries = [
+        InspectionEntry(
+            return_line=line, grade=grade, disposition=disposition, matches=matches, note=note
+        )
+        for line in rr.lines.all()
+    ]
+    worker.run(
+        inspection_record,
+        tenant=rr.tenant,
+        return_request=rr,
+        entries=entries,
+        now=at,
+        actor="acme-agent",
+        channel="scanner",
+    )
     return worker.drain(now=at)
 
 
 def test_default_rules_are_provisioned_in_order(tenant):
-    assert list(RefundRule.objects.filter(tenant=tenant).values_list("name", "trigger", "position")) == [
+    assert list(
+        RefundRule.objects.filter(tenant=tenant).values_list("name", "trigger", "position")
+    ) == [
         ("High risk", "inspected", 10),
         ("High value", "inspected", 20),
         ("Low risk", "first_scan", 30),
@@ -69,7 +95,11 @@ def test_standard_refund_at_delivery_then_closes_after_inspection(tenant, worker
     assert refund.breakdown["tax"] == "4.00"
     assert refund.gateway == "sandbox"
     call = SandboxGatewayCall.objects.get()
-    assert (call.idempotency_key, call.amount, call.calls) == (f"refund:{refund.uuid}", Decimal("54.00"), 1)
+    assert (call.idempotency_key, call.amount, call.calls) == (
+        f"refund:{refund.uuid}",
+        Decimal("54.00"),
+        1,
+    )
     assert [t.kind for t in RefundTransaction.objects.filter(refund=refund)] == ["create"]
     mail = Notification.objects.get(kind="refund_approved")
     assert mail.body_text.startswith("Refund approved. Your bank may take 1-3 days.")
@@ -104,7 +134,9 @@ def test_high_risk_and_high_value_wait_for_inspection(tenant, worker, risk):
     if risk == "high":
         assert refund.explanation == "rule 'High risk' matched: risk level high"
     else:
-        assert refund.explanation == "rule 'High value' matched: line value 720.00 USD >= 500.00 USD"
+        assert (
+            refund.explanation == "rule 'High value' matched: line value 720.00 USD >= 500.00 USD"
+        )
     worker.reach(rr, "first_scan", T0 + H)
     worker.reach(rr, "delivered", T0 + 40 * H)
     checkin(worker, rr, at=T0 + 41 * H)
@@ -118,7 +150,9 @@ def test_high_risk_and_high_value_wait_for_inspection(tenant, worker, risk):
 
 def test_a_later_milestone_approves_an_earlier_trigger(tenant, worker):
     rr = make_return(make_order(tenant, risk="low"), [1])
-    checkin(worker, rr, at=T0 + 5 * H)  # no carrier scan at all: check-in gives delivered + received
+    checkin(
+        worker, rr, at=T0 + 5 * H
+    )  # no carrier scan at all: check-in gives delivered + received
     assert refund_of(rr).state == "issued"
     assert set(Milestone.objects.filter(return_request=rr).values_list("name", "source")) >= {
         ("delivered", "check-in"),
@@ -127,10 +161,16 @@ def test_a_later_milestone_approves_an_earlier_trigger(tenant, worker):
 
 
 def test_manual_rule_holds_until_staff_approve(tenant, worker):
-    RefundRule.objects.create(tenant=tenant, name="Wholesale", position=1, order_tags=["wholesale"], trigger="manual")
+    RefundRule.objects.create(
+        tenant=tenant, name="Wholesale", position=1, order_tags=["wholesale"], trigger="manual"
+    )
     rr = make_return(make_order(tenant, risk="low", tags=["wholesale"]), [1])
     refund = refund_of(rr)
-    assert (refund.state, refund.trigger, refund.hold_reason) == ("held", "manual", "manual approval required")
+    assert (refund.state, refund.trigger, refund.hold_reason) == (
+        "held",
+        "manual",
+        "manual approval required",
+    )
     worker.reach(rr, "first_scan", T0 + H)
     checkin(worker, rr, at=T0 + 2 * H)
     inspect_all(worker, rr, at=T0 + 3 * H)
@@ -149,11 +189,15 @@ def test_damaged_package_holds_then_resolution_releases(tenant, worker):
     checkin(worker, rr, condition="damaged", at=T0 + 5 * H)
     refund = refund_of(rr)
     assert (refund.state, refund.hold_reason) == ("held", "open warehouse exception")
-    exc = ReturnException.objects.get(return_request=rr, kind=ExceptionKind.DAMAGED_PACKAGE, state="open")
+    exc = ReturnException.objects.get(
+        return_request=rr, kind=ExceptionKind.DAMAGED_PACKAGE, state="open"
+    )
     from refunds.outbox import owed
 
     assert owed(now=T0 + 6 * H, older_than=timedelta(minutes=2)) == []
-    exception_resolve(exception=exc, resolution_code="accepted", resolved_at=T0 + 6 * H, by_staff=True)
+    exception_resolve(
+        exception=exc, resolution_code="accepted", resolved_at=T0 + 6 * H, by_staff=True
+    )
     work = owed(now=T0 + 6 * H, older_than=timedelta(minutes=2))
     assert work == [("refunds.refund_recheck", [refund.pk, tenant.pk])]
     worker.sent.extend(work)
@@ -166,7 +210,9 @@ def test_mismatch_at_inspection_holds_an_inspection_refund(tenant, worker):
     checkin(worker, rr, at=T0 + H)
     inspect_all(worker, rr, at=T0 + 2 * H, matches=False, note="a different shoe")
     assert refund_of(rr).state == "held"
-    assert ReturnException.objects.filter(return_request=rr, kind="warehouse_mismatch", state="open").exists()
+    assert ReturnException.objects.filter(
+        return_request=rr, kind="warehouse_mismatch", state="open"
+    ).exists()
     rr.refresh_from_db()
     assert rr.closed_at is None
 
@@ -185,7 +231,9 @@ def test_second_return_on_the_same_order_takes_the_next_units_and_the_cap(tenant
 
 def test_order_already_partly_refunded_in_the_export(tenant, worker):
     # one unit of 2 x 50.00 already refunded by the shop (54.00 with tax); total 108.00
-    order = make_order(tenant, risk="low", lines=[("50.00", 2, "0", 1)], taxes="8.00", refunded_amount="60.00")
+    order = make_order(
+        tenant, risk="low", lines=[("50.00", 2, "0", 1)], taxes="8.00", refunded_amount="60.00"
+    )
     rr = make_return(order, [1])
     worker.reach(rr, "first_scan", T0 + H)
     refund = refund_of(rr)
@@ -194,15 +242,22 @@ def test_order_already_partly_refunded_in_the_export(tenant, worker):
 
 
 def test_tax_inclusive_order(tenant, worker):
-    order = make_order(tenant, risk="low", lines=[("59.99", 2, "0")], taxes="20.00", taxes_included=True)
+    order = make_order(
+        tenant, risk="low", lines=[("59.99", 2, "0")], taxes="20.00", taxes_included=True
+    )
     rr = make_return(order, [1])
     worker.reach(rr, "first_scan", T0 + H)
     assert refund_of(rr).amount == Decimal("59.99")
 
 
 def test_jpy_and_kwd_orders(tenant, worker):
-    jpy = make_return(make_order(tenant, currency="JPY", risk="low", lines=[("9899", 1, "0")], taxes="990"), [1])
-    kwd = make_return(make_order(tenant, currency="KWD", risk="low", lines=[("1.500", 2, "0")], taxes="0.150"), [1])
+    jpy = make_return(
+        make_order(tenant, currency="JPY", risk="low", lines=[("9899", 1, "0")], taxes="990"), [1]
+    )
+    kwd = make_return(
+        make_order(tenant, currency="KWD", risk="low", lines=[("1.500", 2, "0")], taxes="0.150"),
+        [1],
+    )
     worker.reach(jpy, "first_scan", T0 + H)
     worker.reach(kwd, "first_scan", T0 + H)
     assert refund_of(jpy).amount == Decimal("10889")
@@ -212,14 +267,22 @@ def test_jpy_and_kwd_orders(tenant, worker):
 
 def test_store_credit_with_bonus(tenant, worker):
     RefundRule.objects.create(
-        tenant=tenant, name="Credit", position=1, reason_codes=["changed_mind"], trigger="first_scan",
-        method="store_credit", store_credit_bonus_percent=Decimal("10"),
+        tenant=tenant,
+        name="Credit",
+        position=1,
+        reason_codes=["changed_mind"],
+        trigger="first_scan",
+        method="store_credit",
+        store_credit_bonus_percent=Decimal("10"),
     )
     rr = make_return(make_order(tenant, risk="medium"), [1], reasons={0: "changed_mind"})
     worker.reach(rr, "first_scan", T0 + H)
     refund = refund_of(rr)
     assert (refund.method, refund.amount, refund.bonus_amount, refund.state) == (
-        "store_credit", Decimal("54.00"), Decimal("5.40"), "issued"
+        "store_credit",
+        Decimal("54.00"),
+        Decimal("5.40"),
+        "issued",
     )
     assert SandboxGatewayCall.objects.get().amount == Decimal("59.40")
     mail = Notification.objects.get(kind="refund_approved")
@@ -240,9 +303,16 @@ def test_exchange_ships_outbound_and_closes_exchanged(tenant, worker):
     checkin(worker, rr, at=T0 + 2 * H)
     inspect_all(worker, rr, at=T0 + 3 * H)
     line = rr.lines.get()
-    worker.run(services.exchange_ship, tenant=tenant, return_request=rr, carrier="ups",
-               tracking_number="1Z 999 AA1 0123456784", now=T0 + 4 * H, actor="acme-agent",
-               replacement_unit_prices={line.pk: Decimal("32.00")})
+    worker.run(
+        services.exchange_ship,
+        tenant=tenant,
+        return_request=rr,
+        carrier="ups",
+        tracking_number="1Z 999 AA1 0123456784",
+        now=T0 + 4 * H,
+        actor="acme-agent",
+        replacement_unit_prices={line.pk: Decimal("32.00")},
+    )
     worker.drain(now=T0 + 4 * H)
     ex = Exchange.objects.get()
     assert (ex.exchange_sku, ex.price_difference) == ("SHOE-42", Decimal("4.50"))  # 32.00 - 27.50
@@ -263,8 +333,15 @@ def test_mixed_return_refunds_and_exchanges(tenant, worker):
     inspect_all(worker, rr, at=T0 + 3 * H)
     rr.refresh_from_db()
     assert rr.closed_at is None  # the exchange has not shipped
-    worker.run(services.exchange_ship, tenant=tenant, return_request=rr, carrier="ups",
-               tracking_number="1Z999AA10000000001", now=T0 + 4 * H, actor="acme-agent")
+    worker.run(
+        services.exchange_ship,
+        tenant=tenant,
+        return_request=rr,
+        carrier="ups",
+        tracking_number="1Z999AA10000000001",
+        now=T0 + 4 * H,
+        actor="acme-agent",
+    )
     worker.drain(now=T0 + 4 * H)
     rr.refresh_from_db()
     assert rr.status == "refunded"
@@ -277,7 +354,11 @@ def test_reevaluate_is_recorded(tenant, worker):
     refund = refund_of(rr)
     assert refund.trigger == "received"
     change = RefundDecisionChange.objects.get()
-    assert (change.old_trigger, change.new_trigger, change.actor) == ("delivered", "received", "acme-admin")
+    assert (change.old_trigger, change.new_trigger, change.actor) == (
+        "delivered",
+        "received",
+        "acme-admin",
+    )
 
 
 def test_checkin_twice_is_idempotent(tenant, worker):

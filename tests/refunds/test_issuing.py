@@ -36,7 +36,9 @@ class ScriptedGateway:
     def create(self, request):
         assert len(connection.atomic_blocks) == self.baseline, "gateway called inside a transaction"
         self.calls.append(("create", request.idempotency_key, request.amount))
-        return GatewayResult(status=self.create_status, reference="gw_1", message=f"scripted {self.create_status}")
+        return GatewayResult(
+            status=self.create_status, reference="gw_1", message=f"scripted {self.create_status}"
+        )
 
     def lookup(self, request):
         assert len(connection.atomic_blocks) == self.baseline, "gateway called inside a transaction"
@@ -48,8 +50,15 @@ class ScriptedGateway:
 def approved(tenant, worker):
     """A low-risk return approved at first scan, its issue task still queued."""
     rr = make_return(make_order(tenant, risk="low"), [1])
-    worker.run(services.milestone_reach, tenant=tenant, return_request=rr, name="first_scan",
-               reached_at=T0 + H, source="carrier", now=T0 + H)
+    worker.run(
+        services.milestone_reach,
+        tenant=tenant,
+        return_request=rr,
+        name="first_scan",
+        reached_at=T0 + H,
+        source="carrier",
+        now=T0 + H,
+    )
     # run the dispatch only, keep the issue task for the test
     name, args = worker.sent.pop(0)
     assert name == "returns_portal.dispatch_milestone"
@@ -76,8 +85,18 @@ def test_issue_calls_gateway_once_outside_transactions(approved, monkeypatch, wo
     gw = ScriptedGateway()
     use(monkeypatch, gw)
     refund = refund_of(approved)
-    assert worker.run(services.refund_issue, tenant_id=refund.tenant_id, refund_id=refund.pk, now=T0 + 2 * H) == "issued"
-    assert worker.run(services.refund_issue, tenant_id=refund.tenant_id, refund_id=refund.pk, now=T0 + 3 * H) == "skipped"
+    assert (
+        worker.run(
+            services.refund_issue, tenant_id=refund.tenant_id, refund_id=refund.pk, now=T0 + 2 * H
+        )
+        == "issued"
+    )
+    assert (
+        worker.run(
+            services.refund_issue, tenant_id=refund.tenant_id, refund_id=refund.pk, now=T0 + 3 * H
+        )
+        == "skipped"
+    )
     assert gw.calls == [("create", f"refund:{refund.uuid}", Decimal("54.00"))]
     refund = refund_of(approved)
     assert (refund.state, refund.gateway_reference) == ("issued", "gw_1")
@@ -92,14 +111,31 @@ def test_pending_stays_issuing_then_lookup_confirms(approved, monkeypatch, worke
     gw = ScriptedGateway(create=PENDING, lookup=SUCCEEDED)
     use(monkeypatch, gw)
     refund = refund_of(approved)
-    assert services.refund_issue(tenant_id=refund.tenant_id, refund_id=refund.pk, now=T0 + 2 * H) == "pending"
+    assert (
+        services.refund_issue(tenant_id=refund.tenant_id, refund_id=refund.pk, now=T0 + 2 * H)
+        == "pending"
+    )
     assert refund_of(approved).state == "issuing"
     # not yet stale: nothing owed, a retried task does nothing
-    assert services.refund_issue(tenant_id=refund.tenant_id, refund_id=refund.pk, now=T0 + 2 * H + timedelta(minutes=9)) == "skipped"
-    assert ("refunds.refund_issue", [refund.pk, refund.tenant_id]) not in owed(now=T0 + 2 * H + timedelta(minutes=9), older_than=timedelta(minutes=2))
+    assert (
+        services.refund_issue(
+            tenant_id=refund.tenant_id, refund_id=refund.pk, now=T0 + 2 * H + timedelta(minutes=9)
+        )
+        == "skipped"
+    )
+    assert ("refunds.refund_issue", [refund.pk, refund.tenant_id]) not in owed(
+        now=T0 + 2 * H + timedelta(minutes=9), older_than=timedelta(minutes=2)
+    )
     later = T0 + 2 * H + timedelta(minutes=10)
-    assert ("refunds.refund_issue", [refund.pk, refund.tenant_id]) in owed(now=later, older_than=timedelta(minutes=2))
-    assert worker.run(services.refund_issue, tenant_id=refund.tenant_id, refund_id=refund.pk, now=later) == "issued"
+    assert ("refunds.refund_issue", [refund.pk, refund.tenant_id]) in owed(
+        now=later, older_than=timedelta(minutes=2)
+    )
+    assert (
+        worker.run(
+            services.refund_issue, tenant_id=refund.tenant_id, refund_id=refund.pk, now=later
+        )
+        == "issued"
+    )
     assert [c[0] for c in gw.calls] == ["create", "lookup"]  # looked up, never re-sent
     assert list(RefundTransaction.objects.filter(refund=refund).values_list("kind", "status")) == [
         ("create", "pending"),
@@ -110,7 +146,12 @@ def test_pending_stays_issuing_then_lookup_confirms(approved, monkeypatch, worke
 def test_permanent_failure_fails_and_opens_refund_overdue(approved, monkeypatch, worker):
     use(monkeypatch, ScriptedGateway(create=FAILED))
     refund = refund_of(approved)
-    assert worker.run(services.refund_issue, tenant_id=refund.tenant_id, refund_id=refund.pk, now=T0 + 2 * H) == "failed"
+    assert (
+        worker.run(
+            services.refund_issue, tenant_id=refund.tenant_id, refund_id=refund.pk, now=T0 + 2 * H
+        )
+        == "failed"
+    )
     refund = refund_of(approved)
     assert refund.state == "failed"
     assert refund.last_error == "scripted failed"
@@ -122,9 +163,17 @@ def test_transient_error_is_looked_up_later_not_resent(approved, monkeypatch, wo
     gw = ScriptedGateway(create=ERROR, lookup=SUCCEEDED)
     use(monkeypatch, gw)
     refund = refund_of(approved)
-    assert services.refund_issue(tenant_id=refund.tenant_id, refund_id=refund.pk, now=T0 + 2 * H) == "error"
+    assert (
+        services.refund_issue(tenant_id=refund.tenant_id, refund_id=refund.pk, now=T0 + 2 * H)
+        == "error"
+    )
     assert refund_of(approved).state == "issuing"
-    assert worker.run(services.refund_issue, tenant_id=refund.tenant_id, refund_id=refund.pk, now=T0 + 3 * H) == "issued"
+    assert (
+        worker.run(
+            services.refund_issue, tenant_id=refund.tenant_id, refund_id=refund.pk, now=T0 + 3 * H
+        )
+        == "issued"
+    )
     assert [c[0] for c in gw.calls] == ["create", "lookup"]
 
 
@@ -143,28 +192,52 @@ def test_worker_killed_after_the_gateway_call_recovers_by_lookup(approved, monke
     assert refund.state == "issuing"
     assert SandboxGatewayCall.objects.get().calls == 1
     # the broker redelivers at once: not stale yet, nothing happens
-    assert services.refund_issue(tenant_id=refund.tenant_id, refund_id=refund.pk, now=T0 + 2 * H + timedelta(minutes=1)) == "skipped"
+    assert (
+        services.refund_issue(
+            tenant_id=refund.tenant_id, refund_id=refund.pk, now=T0 + 2 * H + timedelta(minutes=1)
+        )
+        == "skipped"
+    )
     # the sweeper, 10 minutes later
     later = T0 + 2 * H + timedelta(minutes=10)
-    work = [w for source in OUTBOX_SOURCES for w in source(now=later, older_than=timedelta(minutes=2)) if w[0].startswith("refunds.")]
+    work = [
+        w
+        for source in OUTBOX_SOURCES
+        for w in source(now=later, older_than=timedelta(minutes=2))
+        if w[0].startswith("refunds.")
+    ]
     assert work == [("refunds.refund_issue", [refund.pk, refund.tenant_id])]
-    assert worker.run(services.refund_issue, tenant_id=refund.tenant_id, refund_id=refund.pk, now=later) == "issued"
+    assert (
+        worker.run(
+            services.refund_issue, tenant_id=refund.tenant_id, refund_id=refund.pk, now=later
+        )
+        == "issued"
+    )
     call = SandboxGatewayCall.objects.get()
     assert call.calls == 1  # looked up, never sent again
     refund = refund_of(approved)
     assert (refund.state, refund.gateway_reference) == ("issued", call.reference)
-    assert list(RefundTransaction.objects.filter(refund=refund).values_list("kind", "status")) == [("lookup", "succeeded")]
+    assert list(RefundTransaction.objects.filter(refund=refund).values_list("kind", "status")) == [
+        ("lookup", "succeeded")
+    ]
 
 
 def test_recovery_resends_with_the_same_key_only_when_never_seen(approved, monkeypatch, worker):
     refund = refund_of(approved)
-    monkeypatch.setattr(SandboxGateway, "create", lambda self, request: (_ for _ in ()).throw(SystemExit("before")))
+    monkeypatch.setattr(
+        SandboxGateway, "create", lambda self, request: (_ for _ in ()).throw(SystemExit("before"))
+    )
     with pytest.raises(SystemExit):
         services.refund_issue(tenant_id=refund.tenant_id, refund_id=refund.pk, now=T0 + 2 * H)
     monkeypatch.undo()
     assert not SandboxGatewayCall.objects.exists()
     later = T0 + 3 * H
-    assert worker.run(services.refund_issue, tenant_id=refund.tenant_id, refund_id=refund.pk, now=later) == "issued"
+    assert (
+        worker.run(
+            services.refund_issue, tenant_id=refund.tenant_id, refund_id=refund.pk, now=later
+        )
+        == "issued"
+    )
     assert SandboxGatewayCall.objects.get().idempotency_key == f"refund:{refund.uuid}"
     assert list(RefundTransaction.objects.filter(refund=refund).values_list("kind", "status")) == [
         ("lookup", "not_found"),
@@ -176,8 +249,13 @@ def test_sandbox_repeated_key_answers_the_first_result(tenant):
     from refunds.gateways.base import RefundRequest
 
     gw = SandboxGateway()
-    req = RefundRequest(idempotency_key="refund:abc", amount=Decimal("10.00"), currency="USD",
-                        method="original_payment", tenant_id=tenant.pk)
+    req = RefundRequest(
+        idempotency_key="refund:abc",
+        amount=Decimal("10.00"),
+        currency="USD",
+        method="original_payment",
+        tenant_id=tenant.pk,
+    )
     assert gw.lookup(req).status == NOT_FOUND
     first = gw.create(req)
     again = gw.create(RefundRequest(**{**req.__dict__, "amount": Decimal("99.00")}))

@@ -109,7 +109,19 @@ def test_default_standard_for_everything_else(risk):
     ],
 )
 def test_default_high_value_threshold_per_currency(currency, below, at):
-    assert set(HIGH_VALUE_THRESHOLDS) == {"USD", "EUR", "GBP", "CAD", "AUD", "CHF", "CNY", "JPY", "KRW", "ZAR", "KWD"}
+    assert set(HIGH_VALUE_THRESHOLDS) == {
+        "USD",
+        "EUR",
+        "GBP",
+        "CAD",
+        "AUD",
+        "CHF",
+        "CNY",
+        "JPY",
+        "KRW",
+        "ZAR",
+        "KWD",
+    }
     low = choose_rule(default_rules(), facts(currency=currency, lines=[line(below)]))
     high = choose_rule(default_rules(), facts(currency=currency, lines=[line(at)]))
     assert low.rule_name == "Standard"
@@ -139,7 +151,12 @@ def test_high_value_needs_one_line_not_the_sum():
 
 def test_no_rules_falls_back_to_delivery():
     d = choose_rule([], facts())
-    assert (d.rule_id, d.rule_name, d.trigger, d.method) == (None, "", "delivered", "original_payment")
+    assert (d.rule_id, d.rule_name, d.trigger, d.method) == (
+        None,
+        "",
+        "delivered",
+        "original_payment",
+    )
     assert d.explanation.startswith("no rule matched")
 
 
@@ -206,11 +223,24 @@ def test_line_conditions_must_hold_on_the_same_line():
         reason_codes=frozenset({"damaged"}),
         line_value_min={"USD": D("200")},
     )
-    split = facts(lines=[line("300.00", reason="too_small", line_id="a"), line("20.00", reason="damaged", line_id="b")])
-    same = facts(lines=[line("20.00", reason="too_small", line_id="a"), line("300.00", reason="damaged", line_id="b")])
+    split = facts(
+        lines=[
+            line("300.00", reason="too_small", line_id="a"),
+            line("20.00", reason="damaged", line_id="b"),
+        ]
+    )
+    same = facts(
+        lines=[
+            line("20.00", reason="too_small", line_id="a"),
+            line("300.00", reason="damaged", line_id="b"),
+        ]
+    )
     assert not evaluate_rule(rule, split)[0]
     d = choose_rule([rule], same)
-    assert d.explanation == "rule 'Expensive damaged' matched: line value 300.00 USD >= 200.00 USD; reason damaged"
+    assert (
+        d.explanation
+        == "rule 'Expensive damaged' matched: line value 300.00 USD >= 200.00 USD; reason damaged"
+    )
 
 
 def test_sku_and_line_tags_case_insensitive():
@@ -218,16 +248,24 @@ def test_sku_and_line_tags_case_insensitive():
     by_tag = RuleSpec(name="Electronics", trigger="inspected", line_tags=frozenset({"Electronics"}))
     f = facts(lines=[line("80.00", currency_sku="CAM-01", tags=("electronics", "sale"))])
     assert choose_rule([by_sku], f).explanation == "rule 'Final check' matched: SKU CAM-01"
-    assert choose_rule([by_tag], f).explanation == "rule 'Electronics' matched: line tag electronics"
+    assert (
+        choose_rule([by_tag], f).explanation == "rule 'Electronics' matched: line tag electronics"
+    )
     assert not evaluate_rule(by_sku, facts())[0]
 
 
 def test_order_tags_and_shipping_country():
     vip = RuleSpec(name="VIP", trigger="first_scan", order_tags=frozenset({"vip"}))
     abroad = RuleSpec(name="Abroad", trigger="received", shipping_countries=frozenset({"ca", "MX"}))
-    assert choose_rule([vip], facts(tags=("VIP", "wholesale"))).explanation == "rule 'VIP' matched: order tag vip"
+    assert (
+        choose_rule([vip], facts(tags=("VIP", "wholesale"))).explanation
+        == "rule 'VIP' matched: order tag vip"
+    )
     assert not evaluate_rule(vip, facts(tags=()))[0]
-    assert choose_rule([abroad], facts(country="CA")).explanation == "rule 'Abroad' matched: shipping country CA"
+    assert (
+        choose_rule([abroad], facts(country="CA")).explanation
+        == "rule 'Abroad' matched: shipping country CA"
+    )
     assert not evaluate_rule(abroad, facts(country="US"))[0]
     assert not evaluate_rule(abroad, facts(country=""))[0]
 
@@ -249,9 +287,13 @@ def test_prior_returns_count_in_window():
 
 
 def test_prior_returns_rate_in_window():
-    rule = RuleSpec(name="High rate", trigger="inspected", prior_returns_min_rate=D("50"), prior_returns_days=30)
+    rule = RuleSpec(
+        name="High rate", trigger="inspected", prior_returns_min_rate=D("50"), prior_returns_days=30
+    )
     orders = tuple(NOW - timedelta(days=d) for d in (2, 5, 10, 20))
-    two = CustomerHistory(return_times=(NOW - timedelta(days=3), NOW - timedelta(days=4)), order_times=orders)
+    two = CustomerHistory(
+        return_times=(NOW - timedelta(days=3), NOW - timedelta(days=4)), order_times=orders
+    )
     one = CustomerHistory(return_times=(NOW - timedelta(days=3),), order_times=orders)
     assert choose_rule([rule], facts(history=two)).explanation == (
         "rule 'High rate' matched: return rate 50.0% in 30 days >= 50%"
@@ -275,7 +317,12 @@ def test_all_conditions_combine_with_and():
 
 def test_merchant_rules_before_defaults():
     rules = [
-        RuleSpec(name="Wholesale manual", position=5, trigger="manual", order_tags=frozenset({"wholesale"})),
+        RuleSpec(
+            name="Wholesale manual",
+            position=5,
+            trigger="manual",
+            order_tags=frozenset({"wholesale"}),
+        ),
         *default_rules(),
     ]
     assert choose_rule(rules, facts(risk="low", tags=("wholesale",))).trigger == "manual"

@@ -59,7 +59,13 @@ def two_returns(tenant, other_tenant):
 
 def test_find_by_qr_label_number_or_tracking(tenant, two_returns):
     a, _b = two_returns
-    for code in ("RMA:acme:RMA-100001", "RMA-100001", "100001", "1Z999AA10123456784", "1z999aa1 0123456784"):
+    for code in (
+        "RMA:acme:RMA-100001",
+        "RMA-100001",
+        "100001",
+        "1Z999AA10123456784",
+        "1z999aa1 0123456784",
+    ):
         assert return_find_by_scan(tenant=tenant, code=code) == a
 
 
@@ -67,36 +73,77 @@ def test_foreign_and_unknown_codes(tenant, two_returns):
     with pytest.raises(ForeignReturn, match="another shop"):
         return_find_by_scan(tenant=tenant, code="RMA:globex:RMA-100001")
     with pytest.raises(UnknownReturn):
-        return_find_by_scan(tenant=tenant, code="1ZBBBBBBBBBBBBBBBB")  # another tenant's tracking number
+        return_find_by_scan(
+            tenant=tenant, code="1ZBBBBBBBBBBBBBBBB"
+        )  # another tenant's tracking number
     with pytest.raises(UnknownReturn):
         return_find_by_scan(tenant=tenant, code="RMA-999999")
 
 
 def test_checkin_reaches_delivered_and_received_from_checkin(tenant, two_returns):
     a, _ = two_returns
-    result = checkin_record(tenant=tenant, return_request=a, condition="intact", now=T0, actor="acme-agent", channel="scanner")
+    result = checkin_record(
+        tenant=tenant,
+        return_request=a,
+        condition="intact",
+        now=T0,
+        actor="acme-agent",
+        channel="scanner",
+    )
     assert result.created
     names = dict(Milestone.objects.filter(return_request=a).values_list("name", "source"))
     assert names == {"delivered": "check-in", "received": "check-in"}
     a.refresh_from_db()
     assert a.status == "received"
-    again = checkin_record(tenant=tenant, return_request=a, condition="damaged", now=T0 + timedelta(hours=1), actor="x", channel="api")
-    assert (again.created, again.checkin.pk, again.checkin.condition) == (False, result.checkin.pk, "intact")
+    again = checkin_record(
+        tenant=tenant,
+        return_request=a,
+        condition="damaged",
+        now=T0 + timedelta(hours=1),
+        actor="x",
+        channel="api",
+    )
+    assert (again.created, again.checkin.pk, again.checkin.condition) == (
+        False,
+        result.checkin.pk,
+        "intact",
+    )
 
 
 def test_checkin_after_carrier_delivery_keeps_the_carrier_time(tenant, two_returns):
     from rma.services import milestone_reach
 
     a, _ = two_returns
-    milestone_reach(tenant=tenant, return_request=a, name="delivered", reached_at=T0 - timedelta(hours=5), source="carrier", now=T0)
-    checkin_record(tenant=tenant, return_request=a, condition="intact", now=T0, actor="agent", channel="scanner")
+    milestone_reach(
+        tenant=tenant,
+        return_request=a,
+        name="delivered",
+        reached_at=T0 - timedelta(hours=5),
+        source="carrier",
+        now=T0,
+    )
+    checkin_record(
+        tenant=tenant,
+        return_request=a,
+        condition="intact",
+        now=T0,
+        actor="agent",
+        channel="scanner",
+    )
     delivered = Milestone.objects.get(return_request=a, name="delivered")
     assert (delivered.source, delivered.reached_at) == ("carrier", T0 - timedelta(hours=5))
 
 
 def test_damaged_checkin_opens_damaged_package(tenant, two_returns):
     a, _ = two_returns
-    checkin_record(tenant=tenant, return_request=a, condition="damaged", now=T0, actor="agent", channel="scanner")
+    checkin_record(
+        tenant=tenant,
+        return_request=a,
+        condition="damaged",
+        now=T0,
+        actor="agent",
+        channel="scanner",
+    )
     exc = ReturnException.objects.get(return_request=a, kind="damaged_package")
     assert (exc.state, exc.reason) == ("open", "damaged_at_checkin")
 
@@ -105,38 +152,108 @@ def test_inspection_per_line_and_quantity(tenant, two_returns):
     a, _ = two_returns
     shoes, tee = list(a.lines.order_by("pk"))
     with pytest.raises(InspectionRefused, match="not checked in"):
-        inspection_record(tenant=tenant, return_request=a, entries=[InspectionEntry(shoes, "A", "restock")], now=T0, actor="x", channel="api")
-    checkin_record(tenant=tenant, return_request=a, condition="intact", now=T0, actor="agent", channel="scanner")
-    r1 = inspection_record(tenant=tenant, return_request=a, entries=[InspectionEntry(shoes, "A", "restock", quantity=1)], now=T0, actor="x", channel="api")
+        inspection_record(
+            tenant=tenant,
+            return_request=a,
+            entries=[InspectionEntry(shoes, "A", "restock")],
+            now=T0,
+            actor="x",
+            channel="api",
+        )
+    checkin_record(
+        tenant=tenant,
+        return_request=a,
+        condition="intact",
+        now=T0,
+        actor="agent",
+        channel="scanner",
+    )
+    r1 = inspection_record(
+        tenant=tenant,
+        return_request=a,
+        entries=[InspectionEntry(shoes, "A", "restock", quantity=1)],
+        now=T0,
+        actor="x",
+        channel="api",
+    )
     assert (len(r1.created), r1.all_inspected) == (1, False)
     with pytest.raises(InspectionRefused, match="1 left"):
-        inspection_record(tenant=tenant, return_request=a, entries=[InspectionEntry(shoes, "B", "restock", quantity=2)], now=T0, actor="x", channel="api")
+        inspection_record(
+            tenant=tenant,
+            return_request=a,
+            entries=[InspectionEntry(shoes, "B", "restock", quantity=2)],
+            now=T0,
+            actor="x",
+            channel="api",
+        )
     r2 = inspection_record(
-        tenant=tenant, return_request=a,
-        entries=[InspectionEntry(shoes, "B", "refurbish"), InspectionEntry(tee, "D", "dispose", note="torn seam")],
-        now=T0 + timedelta(hours=1), actor="x", channel="api",
+        tenant=tenant,
+        return_request=a,
+        entries=[
+            InspectionEntry(shoes, "B", "refurbish"),
+            InspectionEntry(tee, "D", "dispose", note="torn seam"),
+        ],
+        now=T0 + timedelta(hours=1),
+        actor="x",
+        channel="api",
     )
     assert (len(r2.created), r2.all_inspected) == (2, True)
     assert Milestone.objects.get(return_request=a, name="inspected").source == "staff"
-    assert ReturnException.objects.get(return_request=a, kind="damaged_package").reason == "damaged_at_inspection"
-    r3 = inspection_record(tenant=tenant, return_request=a, entries=[InspectionEntry(tee, "A", "restock")], now=T0, actor="x", channel="api")
+    assert (
+        ReturnException.objects.get(return_request=a, kind="damaged_package").reason
+        == "damaged_at_inspection"
+    )
+    r3 = inspection_record(
+        tenant=tenant,
+        return_request=a,
+        entries=[InspectionEntry(tee, "A", "restock")],
+        now=T0,
+        actor="x",
+        channel="api",
+    )
     assert r3.repeat and not r3.created
 
 
 def test_mismatch_opens_warehouse_mismatch(tenant, two_returns):
     a, _ = two_returns
-    checkin_record(tenant=tenant, return_request=a, condition="intact", now=T0, actor="agent", channel="scanner")
-    inspection_record(tenant=tenant, return_request=a, entries=[InspectionEntry(a.lines.first(), "A", "restock", matches=False, note="a sock")],
-                      now=T0, actor="x", channel="api")
+    checkin_record(
+        tenant=tenant,
+        return_request=a,
+        condition="intact",
+        now=T0,
+        actor="agent",
+        channel="scanner",
+    )
+    inspection_record(
+        tenant=tenant,
+        return_request=a,
+        entries=[InspectionEntry(a.lines.first(), "A", "restock", matches=False, note="a sock")],
+        now=T0,
+        actor="x",
+        channel="api",
+    )
     assert ReturnException.objects.get(return_request=a, kind="warehouse_mismatch").state == "open"
 
 
 def test_restock_rows_are_tenant_scoped(tenant, other_tenant, two_returns):
     a, b = two_returns
     for rr, t in ((a, tenant), (b, other_tenant)):
-        checkin_record(tenant=t, return_request=rr, condition="intact", now=T0, actor="agent", channel="scanner")
-        inspection_record(tenant=t, return_request=rr, entries=[InspectionEntry(line, "A", "restock") for line in rr.lines.all()],
-                          now=T0, actor="agent", channel="scanner")
+        checkin_record(
+            tenant=t,
+            return_request=rr,
+            condition="intact",
+            now=T0,
+            actor="agent",
+            channel="scanner",
+        )
+        inspection_record(
+            tenant=t,
+            return_request=rr,
+            entries=[InspectionEntry(line, "A", "restock") for line in rr.lines.all()],
+            now=T0,
+            actor="agent",
+            channel="scanner",
+        )
     rows = restock_rows(tenant=tenant)
     assert rows[0][:3] == ["rma_number", "order_number", "sku"]
     assert len(rows) == 3 and {r[0] for r in rows[1:]} == {"RMA-100001"}
@@ -151,7 +268,9 @@ def test_page_needs_login(client, two_returns):
 
 @pytest.mark.parametrize(("role", "status"), [("viewer", 403), ("agent", 200), ("admin", 200)])
 def test_page_roles(client, tenant, two_returns, role, status):
-    user = MembershipFactory(tenant=tenant, user=UserFactory(username=f"acme-{role}"), role=role).user
+    user = MembershipFactory(
+        tenant=tenant, user=UserFactory(username=f"acme-{role}"), role=role
+    ).user
     client.force_login(user)
     assert client.get("/staff/check-in/", HTTP_HOST=A_HOST).status_code == status
 
@@ -159,7 +278,12 @@ def test_page_roles(client, tenant, two_returns, role, status):
 def test_page_other_tenant_member_is_refused(client, other_admin, two_returns):
     client.force_login(other_admin)
     assert client.get("/staff/check-in/", HTTP_HOST=A_HOST).status_code == 403
-    assert client.post("/staff/check-in/", {"code": "RMA-100001", "condition": "intact"}, HTTP_HOST=A_HOST).status_code == 403
+    assert (
+        client.post(
+            "/staff/check-in/", {"code": "RMA-100001", "condition": "intact"}, HTTP_HOST=A_HOST
+        ).status_code
+        == 403
+    )
     assert not CheckIn.objects.exists()
 
 
@@ -172,37 +296,74 @@ def test_page_checks_in_with_large_feedback(client, tenant_agent, two_returns):
     client.force_login(tenant_agent)
     page = client.get("/staff/check-in/", HTTP_HOST=A_HOST).content.decode()
     assert 'name="code"' in page and "autofocus" in page
-    ok = client.post("/staff/check-in/", {"code": "RMA:acme:RMA-100001", "condition": "intact"}, HTTP_HOST=A_HOST)
+    ok = client.post(
+        "/staff/check-in/", {"code": "RMA:acme:RMA-100001", "condition": "intact"}, HTTP_HOST=A_HOST
+    )
     assert ok.status_code == 200
-    assert 'class="feedback ok"' in ok.content.decode() and "RMA-100001 checked in" in ok.content.decode()
+    assert (
+        'class="feedback ok"' in ok.content.decode()
+        and "RMA-100001 checked in" in ok.content.decode()
+    )
     checkin = CheckIn.objects.get()
-    assert (checkin.actor, checkin.checked_in_by, checkin.channel) == ("acme-agent", tenant_agent, "scanner")
-    again = client.post("/staff/check-in/", {"code": "RMA-100001", "condition": "intact"}, HTTP_HOST=A_HOST)
+    assert (checkin.actor, checkin.checked_in_by, checkin.channel) == (
+        "acme-agent",
+        tenant_agent,
+        "scanner",
+    )
+    again = client.post(
+        "/staff/check-in/", {"code": "RMA-100001", "condition": "intact"}, HTTP_HOST=A_HOST
+    )
     assert 'class="feedback repeat"' in again.content.decode()
     assert CheckIn.objects.count() == 1
 
 
 def test_page_foreign_and_unknown_codes_are_red(client, tenant_agent, two_returns):
     client.force_login(tenant_agent)
-    foreign = client.post("/staff/check-in/", {"code": "RMA:globex:RMA-100001", "condition": "intact"}, HTTP_HOST=A_HOST)
+    foreign = client.post(
+        "/staff/check-in/",
+        {"code": "RMA:globex:RMA-100001", "condition": "intact"},
+        HTTP_HOST=A_HOST,
+    )
     assert foreign.status_code == 422
-    assert 'class="feedback error"' in foreign.content.decode() and "another shop" in foreign.content.decode()
-    unknown = client.post("/staff/check-in/", {"code": "RMA-424242", "condition": "intact"}, HTTP_HOST=A_HOST)
+    assert (
+        'class="feedback error"' in foreign.content.decode()
+        and "another shop" in foreign.content.decode()
+    )
+    unknown = client.post(
+        "/staff/check-in/", {"code": "RMA-424242", "condition": "intact"}, HTTP_HOST=A_HOST
+    )
     assert unknown.status_code == 422 and "No return found" in unknown.content.decode()
     assert not CheckIn.objects.exists()
 
 
 def test_page_keeps_the_chosen_condition(client, tenant_agent, two_returns):
     client.force_login(tenant_agent)
-    page = client.post("/staff/check-in/", {"code": "RMA-100001", "condition": "damaged"}, HTTP_HOST=A_HOST).content.decode()
-    assert 'value="damaged" required id="id_condition_1" checked' in page or ('value="damaged"' in page and "checked" in page)
+    page = client.post(
+        "/staff/check-in/", {"code": "RMA-100001", "condition": "damaged"}, HTTP_HOST=A_HOST
+    ).content.decode()
+    assert 'value="damaged" required id="id_condition_1" checked' in page or (
+        'value="damaged"' in page and "checked" in page
+    )
 
 
 def test_restock_csv_page(client, tenant, tenant_agent, tenant_viewer, two_returns):
     a, _ = two_returns
-    checkin_record(tenant=tenant, return_request=a, condition="intact", now=T0, actor="agent", channel="scanner")
-    inspection_record(tenant=tenant, return_request=a, entries=[InspectionEntry(line, "A", "restock") for line in a.lines.all()],
-                      now=T0, actor="agent", channel="scanner")
+    checkin_record(
+        tenant=tenant,
+        return_request=a,
+        condition="intact",
+        now=T0,
+        actor="agent",
+        channel="scanner",
+    )
+    inspection_record(
+        tenant=tenant,
+        return_request=a,
+        entries=[InspectionEntry(line, "A", "restock") for line in a.lines.all()],
+        now=T0,
+        actor="agent",
+        channel="scanner",
+    )
     client.force_login(tenant_viewer)
     assert client.get("/staff/restock.csv", HTTP_HOST=A_HOST).status_code == 403
     client.force_login(tenant_agent)
@@ -216,7 +377,9 @@ def test_restock_csv_page(client, tenant, tenant_agent, tenant_viewer, two_retur
 # --- the API ---------------------------------------------------------------
 @pytest.fixture
 def keys(tenant, other_tenant):
-    return api_key_create(tenant=tenant, name="wms").raw_key, api_key_create(tenant=other_tenant, name="b").raw_key
+    return api_key_create(tenant=tenant, name="wms").raw_key, api_key_create(
+        tenant=other_tenant, name="b"
+    ).raw_key
 
 
 def api(client, key, path, data=None, host=A_HOST):
@@ -245,11 +408,29 @@ def test_api_other_tenants_rma_is_404(client, keys, two_returns, other_tenant):
     _a, b = two_returns
     b.rma_number = "RMA-200002"
     b.save(update_fields=["rma_number"])
-    assert api(client, a_key, "/api/v1/returns/RMA-200002/check-in/", {"condition": "intact"}).status_code == 404
-    assert api(client, a_key, "/api/v1/returns/RMA-200002/inspections/", {"lines": [{"sku": "x", "grade": "A", "disposition": "restock", "matches": True}]}).status_code == 404
+    assert (
+        api(
+            client, a_key, "/api/v1/returns/RMA-200002/check-in/", {"condition": "intact"}
+        ).status_code
+        == 404
+    )
+    assert (
+        api(
+            client,
+            a_key,
+            "/api/v1/returns/RMA-200002/inspections/",
+            {"lines": [{"sku": "x", "grade": "A", "disposition": "restock", "matches": True}]},
+        ).status_code
+        == 404
+    )
     assert api(client, a_key, "/api/v1/returns/RMA-200002/refund/").status_code == 404
     # a key of another tenant on this tenant's host: the same 404
-    assert api(client, b_key, "/api/v1/returns/RMA-100001/check-in/", {"condition": "intact"}).status_code == 404
+    assert (
+        api(
+            client, b_key, "/api/v1/returns/RMA-100001/check-in/", {"condition": "intact"}
+        ).status_code
+        == 404
+    )
     assert not CheckIn.objects.exists()
 
 
@@ -263,20 +444,48 @@ def test_api_inspections(client, keys, two_returns):
     a_key, _ = keys
     a, _ = two_returns
     shoes, tee = list(a.lines.order_by("pk").select_related("order_line"))
-    not_in = api(client, a_key, "/api/v1/returns/RMA-100001/inspections/",
-                 {"lines": [{"line_id": shoes.order_line.line_id, "grade": "A", "disposition": "restock", "matches": True}]})
+    not_in = api(
+        client,
+        a_key,
+        "/api/v1/returns/RMA-100001/inspections/",
+        {
+            "lines": [
+                {
+                    "line_id": shoes.order_line.line_id,
+                    "grade": "A",
+                    "disposition": "restock",
+                    "matches": True,
+                }
+            ]
+        },
+    )
     assert not_in.status_code == 400 and not_in.json()["code"] == "inspection_refused"
     api(client, a_key, "/api/v1/returns/RMA-100001/check-in/", {"condition": "intact"})
-    payload = {"lines": [
-        {"line_id": shoes.order_line.line_id, "quantity": 2, "grade": "B", "disposition": "restock", "matches": True},
-        {"sku": tee.order_line.sku, "grade": "C", "disposition": "refurbish", "matches": True, "note": "stain"},
-    ]}
+    payload = {
+        "lines": [
+            {
+                "line_id": shoes.order_line.line_id,
+                "quantity": 2,
+                "grade": "B",
+                "disposition": "restock",
+                "matches": True,
+            },
+            {
+                "sku": tee.order_line.sku,
+                "grade": "C",
+                "disposition": "refurbish",
+                "matches": True,
+                "note": "stain",
+            },
+        ]
+    }
     first = api(client, a_key, "/api/v1/returns/RMA-100001/inspections/", payload)
     assert first.status_code == 201
     body = first.json()
     assert body["all_inspected"] is True and body["status"] == "inspected"
     assert [(i["sku"], i["quantity"], i["grade"]) for i in body["inspections"]] == [
-        (shoes.order_line.sku, 2, "B"), (tee.order_line.sku, 1, "C")
+        (shoes.order_line.sku, 2, "B"),
+        (tee.order_line.sku, 1, "C"),
     ]
     repeat = api(client, a_key, "/api/v1/returns/RMA-100001/inspections/", payload)
     assert repeat.status_code == 200 and repeat.json()["inspections"] == body["inspections"]
@@ -286,11 +495,19 @@ def test_api_inspections(client, keys, two_returns):
 def test_api_inspection_errors_name_the_line(client, keys, two_returns):
     a_key, _ = keys
     api(client, a_key, "/api/v1/returns/RMA-100001/check-in/", {"condition": "intact"})
-    bad = api(client, a_key, "/api/v1/returns/RMA-100001/inspections/",
-              {"lines": [{"sku": "NOPE", "grade": "A", "disposition": "restock", "matches": True}]})
+    bad = api(
+        client,
+        a_key,
+        "/api/v1/returns/RMA-100001/inspections/",
+        {"lines": [{"sku": "NOPE", "grade": "A", "disposition": "restock", "matches": True}]},
+    )
     assert bad.status_code == 400 and "0" in bad.json()["lines"]
-    grade = api(client, a_key, "/api/v1/returns/RMA-100001/inspections/",
-                {"lines": [{"sku": "x", "grade": "E", "disposition": "restock", "matches": True}]})
+    grade = api(
+        client,
+        a_key,
+        "/api/v1/returns/RMA-100001/inspections/",
+        {"lines": [{"sku": "x", "grade": "E", "disposition": "restock", "matches": True}]},
+    )
     assert grade.status_code == 400
 
 
@@ -299,36 +516,66 @@ def test_api_refund_summary_formats_money(client, keys, two_returns, tenant):
     body = api(client, a_key, "/api/v1/returns/RMA-100001/refund/").json()
     assert body["refund"]["state"] == "pending"
     assert body["refund"]["rule"] == "Standard"
-    assert body["refund"]["explanation"] == "rule 'Standard' matched: no conditions (everything else)"
+    assert (
+        body["refund"]["explanation"] == "rule 'Standard' matched: no conditions (everything else)"
+    )
     assert body["refund"]["estimate"]["text"].startswith("Expected between")
     assert body["refund"]["amount"] is None
 
 
 def test_api_needs_a_key(client, two_returns):
-    assert client.post("/api/v1/returns/RMA-100001/check-in/", {"condition": "intact"}, HTTP_HOST=A_HOST).status_code in (401, 403)
+    assert client.post(
+        "/api/v1/returns/RMA-100001/check-in/", {"condition": "intact"}, HTTP_HOST=A_HOST
+    ).status_code in (401, 403)
 
 
 # --- admin -----------------------------------------------------------------
 def test_admin_lists_are_tenant_scoped(client, tenant, other_tenant, tenant_admin, two_returns):
     a, b = two_returns
     for rr, t in ((a, tenant), (b, other_tenant)):
-        checkin_record(tenant=t, return_request=rr, condition="intact", now=timezone.now(), actor="x", channel="api")
+        checkin_record(
+            tenant=t,
+            return_request=rr,
+            condition="intact",
+            now=timezone.now(),
+            actor="x",
+            channel="api",
+        )
     client.force_login(tenant_admin)
     for host in (A_HOST, "localhost"):
         response = client.get("/admin/rma/checkin/", HTTP_HOST=host)
         assert response.status_code == 200
         assert {c.tenant_id for c in response.context["cl"].result_list} == {tenant.pk}
     foreign = CheckIn.objects.get(tenant=other_tenant)
-    assert client.get(f"/admin/rma/checkin/{foreign.pk}/change/", HTTP_HOST="localhost").status_code in (302, 404)
+    assert client.get(
+        f"/admin/rma/checkin/{foreign.pk}/change/", HTTP_HOST="localhost"
+    ).status_code in (302, 404)
 
 
 def test_admin_restock_export_action(client, tenant, tenant_agent, two_returns):
     a, _ = two_returns
-    checkin_record(tenant=tenant, return_request=a, condition="intact", now=T0, actor="agent", channel="scanner")
-    inspection_record(tenant=tenant, return_request=a, entries=[InspectionEntry(line, "A", "restock") for line in a.lines.all()],
-                      now=T0, actor="agent", channel="scanner")
+    checkin_record(
+        tenant=tenant,
+        return_request=a,
+        condition="intact",
+        now=T0,
+        actor="agent",
+        channel="scanner",
+    )
+    inspection_record(
+        tenant=tenant,
+        return_request=a,
+        entries=[InspectionEntry(line, "A", "restock") for line in a.lines.all()],
+        now=T0,
+        actor="agent",
+        channel="scanner",
+    )
     client.force_login(tenant_agent)
     ids = list(Inspection.objects.values_list("pk", flat=True))
-    response = client.post("/admin/rma/inspection/", {"action": "export_restock_csv", "_selected_action": ids}, HTTP_HOST=A_HOST)
+    response = client.post(
+        "/admin/rma/inspection/",
+        {"action": "export_restock_csv", "_selected_action": ids},
+        HTTP_HOST=A_HOST,
+    )
     assert response["Content-Type"].startswith("text/csv")
     assert len(response.content.decode().strip().splitlines()) == 3
