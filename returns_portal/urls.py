@@ -16,6 +16,7 @@ urlpatterns = [
         "webhooks/stripe/<slug:tenant_slug>/", refund_webhooks.stripe_webhook, name="stripe-webhook"
     ),
     path("staff/check-in/", warehouse_views.checkin_page, name="warehouse-checkin"),
+    path("staff/inspect/", warehouse_views.inspection_page, name="warehouse-inspect"),
     path("staff/restock.csv", warehouse_views.restock_csv, name="warehouse-restock"),
     path("", include("rma.urls")),
 ]

@@ -25,10 +25,13 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from returns_portal.tenancy.models import Role
 from returns_portal.tenancy.services import request_tenant_roles, role_at_least
-from rma.models import PackageCondition
+from rma.models import CheckIn, Disposition, InspectionGrade, PackageCondition
 from rma.warehouse import (
+    InspectionEntry,
     WarehouseError,
     checkin_record,
+    inspected_quantities,
+    inspection_record,
     restock_rows,
     return_find_by_scan,
     rows_to_csv,
@@ -114,3 +117,104 @@ def restock_csv(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(rows_to_csv(rows), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="restock.csv"'
     return response
+
+
+class InspectionLineForm(forms.Form):
+    """One return line's entry; `prefix` is the return line's pk."""
+
+    quantity = forms.IntegerField(min_value=1)
+    grade = forms.ChoiceField(choices=InspectionGrade.choices, initial=InspectionGrade.A)
+    disposition = forms.ChoiceField(choices=Disposition.choices, initial=Disposition.RESTOCK)
+    matches = forms.BooleanField(required=False, initial=True, label="Item matches")
+    note = forms.CharField(required=False, max_length=1000)
+    photo = forms.ImageField(required=False)
+
+    def clean_photo(self):  # type: ignore[no-untyped-def]
+        photo = self.cleaned_data.get("photo")
+        if photo and photo.size > 10 * 1024 * 1024:
+            raise forms.ValidationError("A photo may be at most 10 MB.")
+        return photo
+
+
+@login_required(login_url=LOGIN_URL)
+@require_http_methods(["GET", "POST"])
+def inspection_page(request: HttpRequest) -> HttpResponse:
+    """`?code=<scan>`: the return's lines still to inspect, one entry each (quantity,
+    grade, disposition, matches, note, optional photo). POST records them all or
+    none (`rma.warehouse.inspection_record`); 422 with the reason when refused."""
+    _require_agent(request)
+    tenant = request.tenant  # type: ignore[attr-defined]
+    code = (request.POST.get("code") or request.GET.get("code") or "").strip()
+    context: dict = {"code": code}
+    if not code:
+        return render(request, "warehouse/inspect.html", context)
+    try:
+        rr = return_find_by_scan(tenant=tenant, code=code)
+    except WarehouseError as exc:
+        context.update(result="error", message=exc.message)
+        return render(request, "warehouse/inspect.html", context, status=422)
+    if not CheckIn.objects.filter(tenant=tenant, return_request=rr).exists():
+        context.update(
+            result="error", message=f"{rr.rma_number} is not checked in yet: scan it in first."
+        )
+        return render(request, "warehouse/inspect.html", context, status=422)
+    done = inspected_quantities(tenant=tenant, return_request=rr)
+    lines = [
+        ln for ln in rr.lines.select_related("order_line") if ln.quantity - done.get(ln.pk, 0) > 0
+    ]
+    data = request.POST if request.method == "POST" else None
+    files = request.FILES if request.method == "POST" else None
+    forms_ = [
+        (
+            line,
+            line.quantity - done.get(line.pk, 0),
+            InspectionLineForm(
+                data,
+                files,
+                prefix=f"l{line.pk}",
+                initial={"quantity": line.quantity - done.get(line.pk, 0)},
+            ),
+        )
+        for line in lines
+    ]
+    context.update(return_request=rr, forms=forms_)
+    status = 200
+    if request.method == "POST":
+        if all(f.is_valid() for _l, _r, f in forms_):
+            entries = [
+                InspectionEntry(
+                    return_line=line,
+                    quantity=f.cleaned_data["quantity"],
+                    grade=f.cleaned_data["grade"],
+                    disposition=f.cleaned_data["disposition"],
+                    matches=f.cleaned_data["matches"],
+                    note=f.cleaned_data["note"],
+                    photo=f.cleaned_data.get("photo"),
+                )
+                for line, _remaining, f in forms_
+            ]
+            try:
+                result = inspection_record(
+                    tenant=tenant,
+                    return_request=rr,
+                    entries=entries,
+                    now=timezone.now(),
+                    actor=request.user.get_username(),
+                    channel="scanner",
+                    user=request.user,
+                )
+            except WarehouseError as exc:
+                context.update(result="error", message=exc.message)
+                status = 422
+            else:
+                context.update(
+                    result="ok" if not result.repeat else "repeat",
+                    all_inspected=result.all_inspected,
+                    forms=[],
+                )
+        else:
+            context.update(result="error", message="Check the highlighted fields.")
+            status = 422
+    elif not lines:
+        context.update(result="repeat", all_inspected=True)
+    return render(request, "warehouse/inspect.html", context, status=status)

@@ -579,3 +579,71 @@ def test_admin_restock_export_action(client, tenant, tenant_agent, two_returns):
     )
     assert response["Content-Type"].startswith("text/csv")
     assert len(response.content.decode().strip().splitlines()) == 3
+
+
+# --- the inspection page ----------------------------------------------------
+def _png():
+    import io
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4), (200, 30, 30)).save(buf, format="PNG")
+    return SimpleUploadedFile("unit.png", buf.getvalue(), content_type="image/png")
+
+
+def test_inspection_page_records_every_line_with_a_photo(client, tenant, tenant_agent, two_returns):
+    a, _ = two_returns
+    shoes, tee = list(a.lines.order_by("pk"))
+    client.force_login(tenant_agent)
+    client.post("/staff/check-in/", {"code": "RMA-100001", "condition": "intact"}, HTTP_HOST=A_HOST)
+    page = client.get("/staff/inspect/?code=RMA-100001", HTTP_HOST=A_HOST)
+    assert page.status_code == 200 and f'name="l{shoes.pk}-grade"' in page.content.decode()
+    data = {
+        "code": "RMA-100001",
+        f"l{shoes.pk}-quantity": "2",
+        f"l{shoes.pk}-grade": "A",
+        f"l{shoes.pk}-disposition": "restock",
+        f"l{shoes.pk}-matches": "on",
+        f"l{shoes.pk}-note": "",
+        f"l{shoes.pk}-photo": _png(),
+        f"l{tee.pk}-quantity": "1",
+        f"l{tee.pk}-grade": "C",
+        f"l{tee.pk}-disposition": "refurbish",
+        f"l{tee.pk}-note": "wrong colour",
+    }
+    response = client.post("/staff/inspect/", data, HTTP_HOST=A_HOST)
+    assert response.status_code == 200
+    assert "RMA-100001 inspected" in response.content.decode()
+    rows = {i.return_line_id: i for i in Inspection.objects.all()}
+    assert rows[shoes.pk].photo.name.startswith(f"tenants/{tenant.pk}/inspections/")
+    assert (rows[tee.pk].matches, rows[tee.pk].actor) == (False, "acme-agent")
+    assert ReturnException.objects.get(return_request=a, kind="warehouse_mismatch").state == "open"
+    assert Milestone.objects.filter(return_request=a, name="inspected").exists()
+    again = client.get("/staff/inspect/?code=RMA-100001", HTTP_HOST=A_HOST)
+    assert "already fully inspected" in again.content.decode()
+
+
+def test_inspection_page_refuses_before_checkin_and_for_viewers(
+    client, tenant_agent, tenant_viewer, two_returns, other_admin
+):
+    a, _ = two_returns
+    line = a.lines.order_by("pk").first()
+    client.force_login(tenant_agent)
+    data = {
+        "code": "RMA-100001",
+        f"l{line.pk}-quantity": "1",
+        f"l{line.pk}-grade": "A",
+        f"l{line.pk}-disposition": "restock",
+    }
+    refused = client.post("/staff/inspect/", data, HTTP_HOST=A_HOST)
+    assert refused.status_code == 422 and "not checked in" in refused.content.decode()
+    assert (
+        client.get("/staff/inspect/?code=RMA:globex:RMA-100001", HTTP_HOST=A_HOST).status_code
+        == 422
+    )
+    for user in (tenant_viewer, other_admin):
+        client.force_login(user)
+        assert client.get("/staff/inspect/?code=RMA-100001", HTTP_HOST=A_HOST).status_code == 403
+    assert not Inspection.objects.exists()
