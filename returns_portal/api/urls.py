@@ -36,4 +36,9 @@ urlpatterns = [
     path(
         "returns/<str:rma_number>/refund/", warehouse_api.RefundView.as_view(), name="return-refund"
     ),
+    path(
+        "returns/<str:rma_number>/exchange/",
+        warehouse_api.ExchangeView.as_view(),
+        name="return-exchange",
+    ),
 ]

@@ -5,7 +5,10 @@
   quantity?, grade, disposition, matches, note?}]}` (`line_id` is the order
   line's public id; `quantity` defaults to every unit of the line not yet
   inspected);
-- `GET /api/v1/returns/<rma_number>/refund/`.
+- `GET /api/v1/returns/<rma_number>/refund/`;
+- `POST /api/v1/returns/<rma_number>/exchange/` `{carrier, tracking_number,
+  lines?: [{line_id, replacement_unit_price}]}`: the replacement of the
+  return's exchange lines ships as an OUTBOUND shipment; reaches `exchanged`.
 
 The first call that writes answers 201, a repeat 200 with the stored result.
 Another tenant's RMA is the same 404 as a missing one. Refusals are 400
@@ -24,7 +27,9 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from refunds.models import Exchange
 from refunds.selectors import refund_summary
+from refunds.services import exchange_ship
 from rma.models import (
     CheckIn,
     Disposition,
@@ -33,6 +38,7 @@ from rma.models import (
     PackageCondition,
     ReturnRequest,
 )
+from rma.money import format_amount
 from rma.warehouse import (
     InspectionEntry,
     WarehouseError,
@@ -208,3 +214,81 @@ class RefundView(APIView):
     def get(self, request: Any, rma_number: str) -> Response:
         rr = _return(request, rma_number)
         return Response({"rma_number": rr.rma_number, "refund": refund_summary(rr)})
+
+
+class ExchangeLineSerializer(serializers.Serializer):
+    line_id = serializers.CharField()
+    replacement_unit_price = serializers.DecimalField(max_digits=18, decimal_places=3)
+
+
+class ExchangeSerializer(serializers.Serializer):
+    carrier = serializers.CharField(max_length=32)
+    tracking_number = serializers.CharField(max_length=64)
+    lines = ExchangeLineSerializer(many=True, required=False)
+
+
+def exchange_data(rr: ReturnRequest) -> dict:
+    rr.refresh_from_db()
+    rows = Exchange.objects.filter(tenant_id=rr.tenant_id, return_request=rr).select_related(
+        "return_line__order_line", "shipment"
+    )
+
+    def money(value: Any, cur: str) -> str | None:
+        return None if value is None else format_amount(value, cur)
+
+    return {
+        "rma_number": rr.rma_number,
+        "status": rr.status,
+        "exchanges": [
+            {
+                "line_id": e.return_line.order_line.line_id,
+                "exchange_sku": e.exchange_sku,
+                "replacement_unit_price": money(e.replacement_unit_price, e.currency),
+                "price_difference": money(e.price_difference, e.currency),
+                "currency": e.currency,
+                "shipment": {
+                    "direction": "outbound",
+                    "carrier": e.shipment.carrier,
+                    "tracking_number": e.shipment.tracking_number,
+                }
+                if e.shipment
+                else None,
+                "shipped_at": _iso(e.shipped_at),
+            }
+            for e in rows
+        ],
+    }
+
+
+class ExchangeView(APIView):
+    @extend_schema(
+        request=ExchangeSerializer, responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT}
+    )
+    def post(self, request: Any, rma_number: str) -> Response:
+        rr = _return(request, rma_number)
+        data = ExchangeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        by_line_id = {ln.order_line.line_id: ln.pk for ln in rr.lines.select_related("order_line")}
+        prices = {}
+        for i, item in enumerate(data.validated_data.get("lines", [])):
+            if item["line_id"] not in by_line_id:
+                raise ValidationError({"lines": {str(i): {"line_id": ["not_in_return"]}}})
+            prices[by_line_id[item["line_id"]]] = item["replacement_unit_price"]
+        already = Exchange.objects.filter(
+            tenant=request.api_tenant, return_request=rr, shipped_at__isnull=False
+        ).exists()
+        try:
+            exchange_ship(
+                tenant=request.api_tenant,
+                return_request=rr,
+                carrier=data.validated_data["carrier"],
+                tracking_number=data.validated_data["tracking_number"],
+                now=timezone.now(),
+                actor=_actor(request),
+                replacement_unit_prices=prices or None,
+            )
+        except ValueError as exc:
+            raise ValidationError({"detail": str(exc), "code": "exchange_refused"}) from exc
+        return Response(
+            exchange_data(rr), status=status.HTTP_200_OK if already else status.HTTP_201_CREATED
+        )

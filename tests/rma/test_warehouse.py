@@ -647,3 +647,43 @@ def test_inspection_page_refuses_before_checkin_and_for_viewers(
         client.force_login(user)
         assert client.get("/staff/inspect/?code=RMA-100001", HTTP_HOST=A_HOST).status_code == 403
     assert not Inspection.objects.exists()
+
+
+def test_api_exchange_ships_outbound(client, keys, tenant):
+    a_key, _ = keys
+    rr = make_return(
+        make_order(tenant, risk="low", lines=[("30.00", 1, "0")], taxes="0"),
+        [1],
+        resolutions={0: "exchange"},
+        exchange_skus={0: "TEE-L"},
+    )
+    rr.rma_number = "RMA-300003"
+    rr.save(update_fields=["rma_number"])
+    line_id = rr.lines.get().order_line.line_id
+    body = {
+        "carrier": "ups",
+        "tracking_number": "1Z999AA10000000777",
+        "lines": [{"line_id": line_id, "replacement_unit_price": "32.50"}],
+    }
+    first = api(client, a_key, "/api/v1/returns/RMA-300003/exchange/", body)
+    assert first.status_code == 201
+    ex = first.json()["exchanges"][0]
+    assert (ex["exchange_sku"], ex["replacement_unit_price"], ex["price_difference"]) == (
+        "TEE-L",
+        "32.50",
+        "2.50",
+    )
+    assert ex["shipment"] == {
+        "direction": "outbound",
+        "carrier": "ups",
+        "tracking_number": "1Z999AA10000000777",
+    }
+    assert api(client, a_key, "/api/v1/returns/RMA-300003/exchange/", body).status_code == 200
+    assert Milestone.objects.filter(return_request=rr, name="exchanged").count() == 1
+    no_exchange = api(
+        client,
+        a_key,
+        "/api/v1/returns/RMA-100001/exchange/",
+        {"carrier": "ups", "tracking_number": "1Z1"},
+    )
+    assert no_exchange.status_code in (400, 404)
