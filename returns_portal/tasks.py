@@ -9,6 +9,7 @@ from celery import current_app, shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from refunds import outbox as refunds_outbox
 from returns_portal import workflows
 from returns_portal.tenancy.leases import job_lease
 from rma import outbox as rma_outbox
@@ -17,6 +18,8 @@ log = logging.getLogger(__name__)
 
 #: Each app's `owed(now=, older_than=)`: what it still owes, as (task name, args).
 OUTBOX_SOURCES = [rma_outbox.owed]
+# --- refunds issue: approved/stale-issuing refunds and exception holds ---
+OUTBOX_SOURCES.append(refunds_outbox.owed)
 
 
 @shared_task(name="returns_portal.dispatch_milestone")

@@ -5,8 +5,18 @@ from __future__ import annotations
 from django.contrib import admin
 from django.urls import include, path
 
+from refunds import webhooks as refund_webhooks
+from rma import warehouse_views
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("returns_portal.api.urls")),
+    # --- refunds issue: Stripe refund webhook, warehouse staff pages ---
+    path(
+        "webhooks/stripe/<slug:tenant_slug>/", refund_webhooks.stripe_webhook, name="stripe-webhook"
+    ),
+    path("staff/check-in/", warehouse_views.checkin_page, name="warehouse-checkin"),
+    path("staff/inspect/", warehouse_views.inspection_page, name="warehouse-inspect"),
+    path("staff/restock.csv", warehouse_views.restock_csv, name="warehouse-restock"),
     path("", include("rma.urls")),
 ]

@@ -17,6 +17,7 @@ from datetime import datetime
 
 from django.db import transaction
 
+from refunds.services import refund_on_milestone
 from rma.models import Milestone
 from rma.services import milestone_mark_dispatched
 
@@ -26,6 +27,15 @@ Reaction = Callable[[Milestone, datetime], None]
 
 #: The reactions to a first reach, in order. Each issue adds its own here.
 REACTIONS: list[Reaction] = []
+
+
+# --- refunds issue: approval when the trigger (or a later parcel milestone) is
+# reached, closing when the outcome is settled, the refund estimate ---
+def refund_reaction(milestone: Milestone, now: datetime) -> None:
+    refund_on_milestone(milestone=milestone, now=now)
+
+
+REACTIONS.append(refund_reaction)
 
 
 @transaction.atomic

@@ -17,11 +17,17 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
-from returns_portal.tenancy.admin_base import TenantScopedAdmin, TenantScopedModelForm
+from returns_portal.tenancy.admin_base import (
+    TenantScopedAdmin,
+    TenantScopedModelForm,
+    tenant_action,
+)
 from returns_portal.tenancy.models import Role
 from returns_portal.tenancy.services import request_tenant_roles, role_at_least
 from rma.models import (
+    CheckIn,
     Customer,
+    Inspection,
     Milestone,
     Notification,
     Order,
@@ -389,3 +395,53 @@ class ReturnPhotoAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
         if photo is None or not role_at_least(roles.get(photo.tenant_id), self.view_role):
             raise Http404
         return photo_response(photo)
+
+
+# Warehouse (refunds issue): check-ins and inspections, read-only; restock CSV
+# --------------------------------------------------------------------------
+
+
+@admin.register(CheckIn)
+class CheckInAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
+    list_display = ("return_request", "condition", "checked_in_at", "actor", "channel")
+    list_filter = ("tenant", "condition", "channel")
+    search_fields = ("return_request__rma_number", "scanned_code", "actor")
+    ordering = ("-checked_in_at",)
+    exclude = ("tenant",)
+    list_select_related = ("return_request",)
+
+
+@admin.register(Inspection)
+class InspectionAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
+    list_display = (
+        "return_request",
+        "return_line",
+        "quantity",
+        "grade",
+        "disposition",
+        "matches",
+        "inspected_at",
+        "actor",
+    )
+    list_filter = ("tenant", "grade", "disposition", "matches")
+    search_fields = ("return_request__rma_number", "return_line__order_line__sku")
+    ordering = ("-inspected_at",)
+    exclude = ("tenant", "photo")
+    list_select_related = ("return_request", "return_line__order_line")
+    actions = ["export_restock_csv"]
+
+    @tenant_action(role=Role.AGENT, description="Export selected decisions as CSV")
+    def export_restock_csv(self, request: HttpRequest, queryset: Any) -> Any:
+        from rma.warehouse import restock_rows, rows_to_csv
+
+        tenant_ids = sorted(set(queryset.values_list("tenant_id", flat=True)))
+        rows: list[list[str]] = []
+        for tenant_id in tenant_ids:
+            part = restock_rows(
+                tenant=queryset.filter(tenant_id=tenant_id).first().tenant,
+                inspections=queryset.filter(tenant_id=tenant_id),
+            )
+            rows += part if not rows else part[1:]
+        response = HttpResponse(rows_to_csv(rows), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="restock.csv"'
+        return response

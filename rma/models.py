@@ -842,3 +842,114 @@ class Notification(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.kind} to {self.to_email} ({self.state})"
+
+
+# --------------------------------------------------------------------------
+# Warehouse: check-in and inspection (refunds issue; services in rma/warehouse.py)
+# --------------------------------------------------------------------------
+class PackageCondition(models.TextChoices):
+    """Check-in `condition` (DESIGN.md section 5, contract)."""
+
+    INTACT = "intact", _("Intact")
+    DAMAGED = "damaged", _("Damaged")
+
+
+class InspectionGrade(models.TextChoices):
+    """Inspection `grade` (DESIGN.md section 5, contract)."""
+
+    A = "A", _("A: as new")
+    B = "B", _("B: opened, light wear")
+    C = "C", _("C: worn or damaged, refurbishable")
+    D = "D", _("D: unsellable")
+
+
+class Disposition(models.TextChoices):
+    RESTOCK = "restock", _("Restock")
+    REFURBISH = "refurbish", _("Refurbish")
+    LIQUIDATE = "liquidate", _("Liquidate")
+    DISPOSE = "dispose", _("Dispose")
+
+
+class CheckInChannel(models.TextChoices):
+    SCANNER = "scanner", _("Staff check-in page")
+    API = "api", _("API")
+    ADMIN = "admin", _("Admin")
+
+
+class CheckIn(TenantOwned):
+    """The warehouse check-in of a return: one per return (a repeat returns this row).
+
+    Written only by `rma.warehouse.checkin_record`. `checked_in_at` is UTC;
+    `actor` names who did it (a user name or `api:<key name>`).
+    """
+
+    return_request = models.ForeignKey(
+        ReturnRequest, on_delete=models.CASCADE, related_name="checkins"
+    )
+    condition = models.CharField(max_length=10, choices=PackageCondition.choices)
+    checked_in_at = models.DateTimeField()
+    checked_in_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor = models.CharField(max_length=200)
+    channel = models.CharField(max_length=10, choices=CheckInChannel.choices)
+    scanned_code = models.CharField(max_length=200, blank=True)
+    note = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        verbose_name = "check-in"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "return_request"], name="checkin_one_per_return"
+            )
+        ]
+        indexes = [models.Index(fields=["tenant", "checked_in_at"], name="checkin_tenant_time")]
+
+    def __str__(self) -> str:
+        return f"check-in {self.return_request_id} ({self.condition})"
+
+
+def inspection_photo_upload_to(instance: Inspection, filename: str) -> str:
+    return (
+        f"tenants/{instance.tenant_id}/inspections/{uuid.uuid4().hex}.{filename.rsplit('.', 1)[-1]}"
+    )
+
+
+class Inspection(TenantOwned):
+    """Inspection of `quantity` units of one return line (several rows may cover a line).
+
+    Written only by `rma.warehouse.inspection_record`. The units of a line
+    inspected never exceed its returned quantity. `matches` false means the
+    item received is not what the line says (opens `warehouse_mismatch`).
+    """
+
+    return_request = models.ForeignKey(
+        ReturnRequest, on_delete=models.CASCADE, related_name="inspections"
+    )
+    return_line = models.ForeignKey(
+        ReturnLine, on_delete=models.CASCADE, related_name="inspections"
+    )
+    quantity = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    grade = models.CharField(max_length=1, choices=InspectionGrade.choices)
+    disposition = models.CharField(max_length=10, choices=Disposition.choices)
+    matches = models.BooleanField(default=True)
+    note = models.TextField(blank=True)
+    photo = models.FileField(upload_to=inspection_photo_upload_to, blank=True)
+    inspected_at = models.DateTimeField()
+    inspected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor = models.CharField(max_length=200)
+    channel = models.CharField(max_length=10, choices=CheckInChannel.choices)
+
+    class Meta:
+        ordering = ["inspected_at", "pk"]
+        indexes = [
+            models.Index(fields=["tenant", "return_request"], name="inspection_tenant_return"),
+            models.Index(
+                fields=["tenant", "disposition", "inspected_at"], name="inspection_disposition"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x line {self.return_line_id}: {self.grade}/{self.disposition}"

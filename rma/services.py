@@ -177,7 +177,11 @@ def milestone_reach(
     ensure_same_tenant(tenant, return_request)
     MilestoneName(name)
     MilestoneSource(source)
-    locked = ReturnRequest.objects.select_for_update().get(pk=return_request.pk, tenant=tenant)
+    # NO KEY UPDATE: rows that merely reference the return (FK checks take KEY
+    # SHARE) are not blocked, which avoids deadlocks with concurrent inserts.
+    locked = ReturnRequest.objects.select_for_update(no_key=True).get(
+        pk=return_request.pk, tenant=tenant
+    )
     existing = Milestone.objects.filter(tenant=tenant, return_request=locked, name=name).first()
     if existing is not None:
         if not _replaces(existing, reached_at=reached_at, source=source):
@@ -1761,7 +1765,11 @@ def return_dropoff_claim(
     once the carrier has scanned the parcel, or when the return is closed.
     """
     ensure_same_tenant(tenant, return_request)
-    locked = ReturnRequest.objects.select_for_update().get(pk=return_request.pk, tenant=tenant)
+    # NO KEY UPDATE: rows that merely reference the return (FK checks take KEY
+    # SHARE) are not blocked, which avoids deadlocks with concurrent inserts.
+    locked = ReturnRequest.objects.select_for_update(no_key=True).get(
+        pk=return_request.pk, tenant=tenant
+    )
     reached = set(
         Milestone.objects.filter(tenant=tenant, return_request=locked).values_list(
             "name", flat=True
@@ -1821,7 +1829,11 @@ def shipment_attach(
         )
     if refusals:
         raise ReturnRefused(refusals)
-    locked = ReturnRequest.objects.select_for_update().get(pk=return_request.pk, tenant=tenant)
+    # NO KEY UPDATE: rows that merely reference the return (FK checks take KEY
+    # SHARE) are not blocked, which avoids deadlocks with concurrent inserts.
+    locked = ReturnRequest.objects.select_for_update(no_key=True).get(
+        pk=return_request.pk, tenant=tenant
+    )
     existing = Shipment.objects.filter(tenant=tenant, carrier=code, tracking_number=number).first()
     if existing is not None:
         if existing.return_request_id != locked.pk:
@@ -2072,3 +2084,37 @@ def order_upsert_from_api(
         line.save()
     order.refresh_from_db()
     return order, created
+
+
+# Closing a return with its outcome (refunds issue)
+# --------------------------------------------------------------------------
+@transaction.atomic
+def return_outcome_close(
+    *,
+    tenant: Tenant,
+    return_request: ReturnRequest,
+    outcome: str,
+    actor: str,
+    reason: str,
+    now: datetime,
+) -> bool:
+    """Close an open return with `outcome` (`refunded` or `exchanged`, DESIGN.md section 5).
+
+    The caller decides that the outcome is settled and the parcel track has
+    reached `inspected` (or staff close it). Takes the return row lock.
+    Returns False when the return was already closed (idempotent).
+    """
+    ensure_same_tenant(tenant, return_request)
+    if outcome not in ("refunded", "exchanged"):
+        raise ValueError(f"not a closing outcome: {outcome}")
+    locked = ReturnRequest.objects.select_for_update(no_key=True, of=("self",)).get(
+        pk=return_request.pk, tenant=tenant
+    )
+    if locked.status in CLOSED_STATUSES:
+        return False
+    return_status_transition(
+        return_request=locked, to_status=outcome, actor=actor, reason=reason, now=now
+    )
+    return_request.status = locked.status
+    return_request.closed_at = locked.closed_at
+    return True

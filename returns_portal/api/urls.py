@@ -6,6 +6,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from returns_portal.api import views
+from returns_portal.api import warehouse as warehouse_api
 
 app_name = "api"
 
@@ -29,5 +30,24 @@ urlpatterns = [
         "returns/<str:rma_number>/shipments/",
         views.ReturnShipmentsView.as_view(),
         name="return-shipments",
+    ),
+    # --- refunds issue: warehouse check-in/inspections and the refund ---
+    path(
+        "returns/<str:rma_number>/check-in/",
+        warehouse_api.CheckInView.as_view(),
+        name="return-check-in",
+    ),
+    path(
+        "returns/<str:rma_number>/inspections/",
+        warehouse_api.InspectionsView.as_view(),
+        name="return-inspections",
+    ),
+    path(
+        "returns/<str:rma_number>/refund/", warehouse_api.RefundView.as_view(), name="return-refund"
+    ),
+    path(
+        "returns/<str:rma_number>/exchange/",
+        warehouse_api.ExchangeView.as_view(),
+        name="return-exchange",
     ),
 ]
