@@ -44,3 +44,16 @@ def outbox_sweep() -> int:
         if count:
             log.info("outbox sweep re-enqueued %d task(s)", count)
         return count
+
+
+@shared_task(name="returns_portal.detect_exceptions")
+def detect_exceptions() -> list[dict]:
+    """Beat, every 5 minutes: run every detector under the `detect_exceptions` lease
+    (a second beat or a double fire does nothing). Returns the per-kind summary."""
+    from returns_portal.detection import LEASE_NAME, LEASE_TTL, detection_run
+
+    with job_lease(LEASE_NAME, ttl=LEASE_TTL) as holder:
+        if holder is None:
+            return []
+        summary = detection_run(now=timezone.now())
+        return summary.lines()

@@ -16,6 +16,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from returns_portal.tenancy.admin_base import TenantScopedAdmin
 from returns_portal.tenancy.models import Role
+from rma.admin_sla import SlaTransitRouteInline, sla_policy_fieldsets
 from rma.models import (
     Customer,
     Milestone,
@@ -127,8 +128,13 @@ class SlaPolicyAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
         "inspection_hours",
         "refund_business_days",
         "no_movement_days",
+        "alert_no_scan",  # issue 5
+        "alert_no_movement",
+        "auto_escalate_after_hours",
     )
     list_filter = ("tenant",)
+    fieldsets = sla_policy_fieldsets()  # issue 5: targets, alerts, loyalty, escalation
+    inlines = [SlaTransitRouteInline]  # issue 5: per-route transit targets
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # one per tenant, made by provisioning
@@ -235,3 +241,7 @@ class NotificationAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     search_fields = ("to_email", "subject", "key")
     ordering = ("-created_at",)
     exclude = ("tenant",)
+
+
+# Issue 5: the staff exception queue (kept in its own module; registered here).
+from rma.admin_exceptions import ReplacementOfferAdmin, ReturnExceptionAdmin  # noqa: E402, F401
