@@ -514,9 +514,6 @@ class ReturnExceptionAdmin(TenantScopedAdmin):
             except StaffNotAllowed:
                 self.message_user(request, _("You may not act on this exception."), messages.ERROR)
 
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        return None  # nothing related is edited here
-
     # --- actions ---------------------------------------------------------
     def _intermediate(
         self,
