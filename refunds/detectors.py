@@ -4,7 +4,7 @@ refund issued within 1 business day of approval). Set-based: see `rma.detection`
 - `refund_overdue`: an open return with a refund still owed (`approved` or
   `issuing`) past its `refund_due_at` (approval + 1 business day on the return
   centre's calendar), reason `late`; or a `failed` refund, reason `failed`,
-  at once. Return-level; one per return whatever the number of refunds. The
+  at once (its due time is at the latest the failure). Return-level; one per return whatever the number of refunds. The
   condition instant is the refund's `refund_due_at`; a late refund that then
   fails updates the open exception's reason in place. Resolves when no refund
   of the return is overdue: issued (`auto:refund_issued`), otherwise no longer
@@ -18,14 +18,15 @@ from datetime import datetime
 
 from django.db import models
 from django.db.models import Case, Exists, F, OuterRef, Q, Subquery, Value, When
+from django.db.models.functions import Cast
 
 from refunds.models import Refund
 from refunds.states import RefundState
-from rma.detection import Detector, open_exceptions
+from rma.detection import Detector, open_exceptions, return_closed_at
 from rma.models import ExceptionKind
 
 OWED = [RefundState.APPROVED, RefundState.ISSUING, RefundState.FAILED]
-_NO_SHIPMENT = Value(None, output_field=models.BigIntegerField())
+_NO_SHIPMENT = Cast(Value(None), output_field=models.BigIntegerField())  # NULL::bigint
 _EMPTY = Value("", output_field=models.CharField())
 
 
@@ -38,24 +39,10 @@ def _reason() -> Case:
 
 
 def overdue_refunds(now: datetime) -> models.QuerySet:
-    """Refunds owed and overdue at `now`, through the partial index `refund_due_open`."""
-    return Refund.objects.filter(state__in=OWED, refund_due_at__isnull=False).filter(
-        Q(refund_due_at__lte=now) | Q(state=RefundState.FAILED)
-    )
-
-
-def refund_overdue_candidates(now: datetime) -> models.QuerySet:
-    return (
-        overdue_refunds(now)
-        .filter(return_request__closed_at__isnull=True)
-        .annotate(
-            x_return_id=F("return_request_id"),
-            x_shipment_id=_NO_SHIPMENT,
-            x_due=F("refund_due_at"),
-            x_reason=_reason(),
-            x_detail=_EMPTY,
-        )
-    )
+    """Refunds owed and overdue at `now`: one range on the partial index `refund_due_open`
+    (a failed refund's `refund_due_at` is at the latest its failure time,
+    `refunds.due_times.refund_due_at_for`)."""
+    return Refund.objects.filter(state__in=OWED, refund_due_at__lte=now)
 
 
 def _worst_overdue(now: datetime) -> models.QuerySet:
@@ -65,6 +52,24 @@ def _worst_overdue(now: datetime) -> models.QuerySet:
         .filter(return_request_id=OuterRef("return_request_id"))
         .annotate(x_reason=_reason())
         .order_by("x_reason", "refund_due_at", "pk")  # "failed" sorts before "late"
+    )
+
+
+def refund_overdue_candidates(now: datetime) -> models.QuerySet:
+    """One row per return (its most pressing overdue refund), so a return with two
+    overdue refunds opens one exception; driven by the `refund_due_open` range."""
+    return (
+        overdue_refunds(now)
+        .annotate(x_closed=return_closed_at())
+        .filter(x_closed__isnull=True)
+        .filter(pk=Subquery(_worst_overdue(now).values("pk")[:1]))
+        .annotate(
+            x_return_id=F("return_request_id"),
+            x_shipment_id=_NO_SHIPMENT,
+            x_due=F("refund_due_at"),
+            x_reason=_reason(),
+            x_detail=_EMPTY,
+        )
     )
 
 
@@ -88,10 +93,14 @@ def refund_overdue_cleared(now: datetime) -> models.QuerySet:
     )
     return (
         open_exceptions(ExceptionKind.REFUND_OVERDUE)
-        .filter(~Exists(still) | Q(return_request__closed_at__isnull=False))
+        .annotate(
+            x_closed=return_closed_at(),
+            x_still=Subquery(still.values("pk")[:1]),
+        )
+        .filter(Q(x_still__isnull=True) | Q(x_closed__isnull=False))
         .annotate(
             x_why=Case(
-                When(return_request__closed_at__isnull=False, then=Value("auto:return_closed")),
+                When(x_closed__isnull=False, then=Value("auto:return_closed")),
                 When(Exists(issued), then=Value("auto:refund_issued")),
                 default=Value("auto:condition_cleared"),
                 output_field=models.CharField(),

@@ -5,8 +5,9 @@
 Rule (MISSION "SLA targets per step": refund issued within 1 business day of
 approval; DESIGN.md section 6): while a refund is owed to the customer
 (`approved`, `issuing`, or `failed`), it is due `refund_business_days`
-business days after `approved_at` on the return centre's calendar; otherwise
-(pending, held, issued, cancelled) nothing is due.
+business days after `approved_at` on the return centre's calendar (a failed
+refund: at the latest when it failed); otherwise (pending, held, issued,
+cancelled) nothing is due.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import datetime
 
 from django.db import transaction
 
-from refunds.models import Refund, RefundOutcome
+from refunds.models import Refund, RefundOutcome, RefundStateChange
 from refunds.states import RefundState
 from rma.models import ReturnRequest
 from rma.services import (
@@ -31,11 +32,26 @@ OWED_STATES = frozenset({RefundState.APPROVED, RefundState.ISSUING, RefundState.
 
 
 def refund_due_at_for(refund: Refund, return_request: ReturnRequest) -> datetime | None:
-    """When `refund` must be issued (UTC), or None when nothing is due."""
+    """When `refund` must be issued (UTC), or None when nothing is due.
+
+    A `failed` refund is overdue from the moment it failed (its latest change to
+    `failed`, from the audit rows) when that is earlier than the business-day
+    target, so one index range (`refund_due_at <= now`) finds both cases.
+    """
     if refund.state not in OWED_STATES or refund.approved_at is None:
         return None
     targets = sla_targets(sla_policy_for(refund.tenant_id))
-    return refund_due(refund.approved_at, targets, business_calendar_for(return_request))
+    due = refund_due(refund.approved_at, targets, business_calendar_for(return_request))
+    if refund.state == RefundState.FAILED:
+        failed_at = (
+            RefundStateChange.objects.filter(refund=refund, to_state=RefundState.FAILED)
+            .order_by("-at")
+            .values_list("at", flat=True)
+            .first()
+        )
+        if failed_at is not None and failed_at < due:
+            due = failed_at
+    return due
 
 
 @transaction.atomic

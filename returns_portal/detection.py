@@ -12,11 +12,13 @@ Also the milestone reaction that keeps due columns current
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from refunds import detectors as refund_detectors
 from refunds.due_times import refunds_due_times_refresh_for_return
@@ -77,13 +79,34 @@ def detection_run(
     dropped with the rollback). The caller holds the lease.
     """
     ctx = DetectionContext(now=now, resolve=resolve, notify=notify, batch_size=batch_size)
-    if dry_run:
-        with transaction.atomic():
+    with _no_jit():
+        if dry_run:
+            with transaction.atomic():
+                _run_all(ctx)
+                transaction.set_rollback(True)
+        else:
             _run_all(ctx)
-            transaction.set_rollback(True)
-    else:
-        _run_all(ctx)
     return DetectionSummary(now=now, resolve=resolve, dry_run=dry_run, counts=ctx.counts)
+
+
+@contextlib.contextmanager
+def _no_jit() -> Iterator[None]:
+    """PostgreSQL: no JIT compilation for this run's statements (restored after).
+
+    Per-row probes make the planner's cost estimates large, which triggers JIT
+    compilation that costs 50-70 ms per statement, more than the statements
+    themselves (tests/perf/bench_detect.py).
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET jit = off")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET jit")
 
 
 def _run_all(ctx: DetectionContext) -> None:

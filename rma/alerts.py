@@ -17,6 +17,7 @@ without an e-mail gets a `suppressed` row (as `notification_queue` does).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -24,6 +25,7 @@ from django.db import transaction
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from returns_portal.tenancy.models import Tenant
 from returns_portal.tenancy.services import tenant_absolute_url
 from rma.models import (
     ExceptionKind,
@@ -66,20 +68,76 @@ def _local_date(instant: datetime | None, zone_name: str) -> str:
     return instant.astimezone(zone).strftime("%Y-%m-%d")
 
 
-def render_alert(
-    exception: ReturnException, *, policy: SlaPolicy, portal_prefix: str
-) -> tuple[str, str]:
-    """`(subject, body_text)` of the alert for `exception`, in the active language.
+@dataclass(frozen=True)
+class AlertFacts:
+    """What an alert says, read in one query per batch (no model instances)."""
+
+    exception_id: int
+    kind: str
+    tenant_id: int
+    return_id: int
+    rma_number: str
+    token: str
+    email: str
+    language: str
+    tenant_zone: str
+    carrier: str
+    tracking_number: str
+    last_at: datetime | None
+    last_place: str
+    last_zone: str
+
+
+FACT_FIELDS = (
+    "pk",
+    "kind",
+    "tenant_id",
+    "return_request_id",
+    "return_request__rma_number",
+    "return_request__token",
+    "return_request__email",
+    "return_request__language",
+    "tenant__time_zone",
+    "shipment__carrier",
+    "shipment__tracking_number",
+    "shipment__last_scan_at",
+    "shipment__last_event_at",
+    "shipment__last_scan_location",
+    "shipment__last_scan_time_zone",
+)
+
+
+def _facts(row: tuple) -> AlertFacts:
+    (pk, kind, tenant_id, rid, rma, token, email, language, zone, carrier, number) = row[:11]
+    last_scan_at, last_event_at, place, scan_zone = row[11:]
+    return AlertFacts(
+        exception_id=pk,
+        kind=kind,
+        tenant_id=tenant_id,
+        return_id=rid,
+        rma_number=rma,
+        token=token,
+        email=email,
+        language=language or "en",
+        tenant_zone=zone,
+        carrier=carrier or "",
+        tracking_number=number or "",
+        last_at=last_scan_at or last_event_at,
+        last_place=place or "",
+        last_zone=scan_zone or zone,
+    )
+
+
+def render_alert(facts: AlertFacts, *, policy: SlaPolicy, portal_prefix: str) -> tuple[str, str]:
+    """`(subject, body_text)` of the alert, in the active language.
 
     `portal_prefix` is the absolute `/r/` URL of the tenant (`.../r/`).
     """
-    rr = exception.return_request
-    shipment = exception.shipment
-    tracking_url = f"{portal_prefix}{rr.token}/"
-    carrier = carrier_label(shipment.carrier if shipment else "")
-    number = shipment.tracking_number if shipment else ""
-    if exception.kind == ExceptionKind.NO_FIRST_SCAN:
-        subject = _("Your return %(rma)s: no carrier scan yet") % {"rma": rr.rma_number}
+    tracking_url = f"{portal_prefix}{facts.token}/"
+    carrier = carrier_label(facts.carrier)
+    number = facts.tracking_number or "-"
+    if facts.kind == ExceptionKind.NO_FIRST_SCAN:
+        subject = _("Your return %(rma)s: no carrier scan yet") % {"rma": facts.rma_number}
         body = _(
             "Hello,\n\n"
             "The label for your return %(rma)s was created more than %(hours)s hours ago, "
@@ -90,26 +148,19 @@ def render_alert(
             "keeping an eye on it and will contact you if we need anything.\n\n"
             "Track your return: %(tracking_url)s\n"
         ) % {
-            "rma": rr.rma_number,
+            "rma": facts.rma_number,
             "hours": policy.first_scan_hours,
             "carrier": carrier,
-            "number": number or "-",
-            "qr_url": f"{portal_prefix}{rr.token}/qr.svg",
+            "number": number,
+            "qr_url": f"{portal_prefix}{facts.token}/qr.svg",
             "tracking_url": tracking_url,
         }
         return subject, body
-    last_at = None
-    place = ""
-    zone = rr.tenant.time_zone
-    if shipment is not None:
-        last_at = shipment.last_scan_at or shipment.last_event_at
-        place = shipment.last_scan_location
-        zone = shipment.last_scan_time_zone or zone
     subject = _("Your return %(rma)s has not moved for %(days)s days") % {
-        "rma": rr.rma_number,
+        "rma": facts.rma_number,
         "days": policy.no_movement_days,
     }
-    where = (_(" in %(place)s") % {"place": place}) if place else ""
+    where = (_(" in %(place)s") % {"place": facts.last_place}) if facts.last_place else ""
     body = _(
         "Hello,\n\n"
         "The last update from %(carrier)s on your return %(rma)s was on %(date)s%(where)s "
@@ -120,10 +171,10 @@ def render_alert(
         "Track your return: %(tracking_url)s\n"
     ) % {
         "carrier": carrier,
-        "rma": rr.rma_number,
-        "date": _local_date(last_at, zone) or "-",
+        "rma": facts.rma_number,
+        "date": _local_date(facts.last_at, facts.last_zone) or "-",
         "where": where,
-        "number": number or "-",
+        "number": number,
         "tracking_url": tracking_url,
     }
     return subject, body
@@ -135,40 +186,42 @@ def alerts_queue_bulk(*, exception_ids: Sequence[int], now: datetime) -> int:
     whose tenant has the kind's switch on. Returns how many notifications this call
     created (an existing `alert:<id>` key is left alone).
 
-    Bulk insert with `ignore_conflicts` on the (tenant, key) constraint; send
-    tasks are enqueued on commit for at most `NUDGE_LIMIT` of them, the outbox
-    sweeper sends the rest.
+    One read (values, no model instances), one bulk insert with
+    `ignore_conflicts` on the (tenant, key) constraint, one read-back; send tasks
+    are enqueued on commit for at most `NUDGE_LIMIT` of them, the outbox sweeper
+    sends the rest.
     """
-    rows = list(
-        ReturnException.objects.filter(
+    facts = [
+        _facts(row)
+        for row in ReturnException.objects.filter(
             pk__in=list(exception_ids), kind__in=ALERT_SWITCHES, state=ExceptionState.OPEN
-        ).select_related("return_request", "return_request__tenant", "shipment")
-    )
-    if not rows:
+        ).values_list(*FACT_FIELDS)
+    ]
+    if not facts:
         return 0
-    tenant_ids = {r.tenant_id for r in rows}
+    tenant_ids = {f.tenant_id for f in facts}
     policies = {p.tenant_id: p for p in SlaPolicy.objects.filter(tenant_id__in=tenant_ids)}
-    prefixes: dict[int, str] = {}
+    tenants = Tenant.objects.in_bulk(list(tenant_ids))
+    prefixes = {tid: tenant_absolute_url(tenants[tid], "/r/") for tid in tenant_ids}
     notifications: list[Notification] = []
-    for exc in rows:
-        policy = policies.get(exc.tenant_id) or SlaPolicy(tenant_id=exc.tenant_id)
-        if not getattr(policy, ALERT_SWITCHES[exc.kind]):
+    for fact in facts:
+        policy = policies.get(fact.tenant_id) or SlaPolicy(tenant_id=fact.tenant_id)
+        if not getattr(policy, ALERT_SWITCHES[fact.kind]):
             continue
-        rr = exc.return_request
-        if exc.tenant_id not in prefixes:
-            prefixes[exc.tenant_id] = tenant_absolute_url(rr.tenant, "/r/")
-        with translation.override(rr.language or "en"):
-            subject, body = render_alert(exc, policy=policy, portal_prefix=prefixes[exc.tenant_id])
+        with translation.override(fact.language):
+            subject, body = render_alert(
+                fact, policy=policy, portal_prefix=prefixes[fact.tenant_id]
+            )
         notifications.append(
             Notification(
-                tenant_id=exc.tenant_id,
-                return_request_id=rr.pk,
-                kind=f"alert_{exc.kind}",
-                key=alert_key(exc.pk),
-                to_email=rr.email,
+                tenant_id=fact.tenant_id,
+                return_request_id=fact.return_id,
+                kind=f"alert_{fact.kind}",
+                key=alert_key(fact.exception_id),
+                to_email=fact.email,
                 subject=subject[:300],
                 body_text=body,
-                state=NotificationState.QUEUED if rr.email else NotificationState.SUPPRESSED,
+                state=NotificationState.QUEUED if fact.email else NotificationState.SUPPRESSED,
                 created_at=now,
             )
         )

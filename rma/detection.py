@@ -6,9 +6,10 @@ the composition root (`returns_portal/detection.py`) calls `run_detector` for
 each under a `JobLease`. A detector is three querysets, so the benchmark can
 print their plans:
 
-- `candidates(now)`: source rows (shipments, returns, refunds) whose condition
-  holds at `now`, found through a partial index on a due column, annotated with
-  `x_return_id`, `x_shipment_id`, `x_due`, `x_reason`, `x_detail`;
+- `candidates(now)`: source rows (shipments, returns, refunds; each with a
+  `tenant_id`) whose condition holds at `now`, found through a partial index on
+  a due column, annotated with `x_return_id`, `x_shipment_id`, `x_due`,
+  `x_reason`, `x_detail`;
 - `cleared(now)`: open exceptions of the kind whose condition no longer holds,
   annotated with `x_why` (the resolution code, `auto:<why>`);
 - `changed(now)` (optional): open exceptions whose reason or condition instant
@@ -16,9 +17,10 @@ print their plans:
 
 `run_detector` excludes candidates that already have an open exception of the
 kind, or a staff-resolved one for the same condition (`due_at`, `reason`), with
-NOT EXISTS through the exception's return foreign-key index; pages by primary
-key in batches of `batch_size` (5,000); opens with `exceptions_open_bulk` and
-resolves with `exceptions_resolve_bulk`, one transaction per batch. Never a
+NOT EXISTS probes on two exception indexes; opens up to `batch_size` (5,000)
+at a time with one `INSERT ... SELECT` (`exceptions_open_from_query`), then
+updates and resolves in batches paged by primary key with
+`exceptions_update_bulk` / `exceptions_resolve_bulk`; one transaction per batch. Never a
 Python loop over all returns: the work grows with the due rows and the open
 exceptions, not with the open returns. With `resolve=False` (a replay at a
 past `--now`) it only opens: time going backwards never resolves anything.
@@ -30,17 +32,17 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.db import models, transaction
-from django.db.models import Exists, OuterRef, Q, Value
+from django.db.models import F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from rma.alerts import alerts_queue_bulk
-from rma.models import ExceptionKind, ExceptionState, ReturnException
+from rma.models import ExceptionKind, ExceptionState, ReturnException, ReturnRequest
 from rma.services import (
-    ExceptionCandidate,
     ExceptionChange,
-    exceptions_open_bulk,
+    exceptions_open_from_query,
     exceptions_resolve_bulk,
     exceptions_update_bulk,
 )
@@ -106,70 +108,78 @@ def open_exceptions(kind: str) -> models.QuerySet:
     return ReturnException.objects.filter(kind=kind, state=ExceptionState.OPEN)
 
 
+def field_of(model: type[models.Model], ref: str, field: str) -> Subquery:
+    """`field` of the `model` row whose primary key is the outer row's `ref`.
+
+    A scalar subquery: PostgreSQL never turns it into a join, so it stays one
+    primary-key probe per row examined and the cost follows the due rows, not
+    the table sizes, whatever the statistics say (right after a burst of
+    inserts they are stale). Detectors use it instead of joins.
+    """
+    return Subquery(model.objects.filter(pk=OuterRef(ref)).values(field)[:1])
+
+
+def return_closed_at() -> Subquery:
+    """The outer row's return's `closed_at` (a probe; see `field_of`)."""
+    return field_of(ReturnRequest, "return_request_id", "closed_at")
+
+
+def _shipment_key(ref: str | None) -> Coalesce:
+    target: Any = OuterRef(ref) if ref else F("shipment_id")
+    return Coalesce(target, Value(0), output_field=models.BigIntegerField())
+
+
 def pending_candidates(detector: Detector, now: datetime) -> models.QuerySet:
     """`detector.candidates(now)` without the rows that already have an open exception
-    of the kind, or a staff-resolved one for the same condition (`due_at`, `reason`)."""
+    of the kind, or a staff-resolved one for the same condition (`due_at`, `reason`).
+
+    One per-row probe (a scalar subquery, see `field_of`) on the exception's
+    return foreign-key index, the only index whose condition the probe can use,
+    so the plan stays one probe of a few rows per due row even when the
+    statistics are stale after a burst of inserts.
+    """
     blocking = (
-        ReturnException.objects.filter(
-            return_request_id=OuterRef("x_return_id"), kind=detector.kind
-        )
-        .annotate(x_sk=Coalesce("shipment_id", Value(0), output_field=models.BigIntegerField()))
+        ReturnException.objects.annotate(x_sk=_shipment_key(None))
         .filter(
-            x_sk=Coalesce(
-                OuterRef("x_shipment_id"), Value(0), output_field=models.BigIntegerField()
-            )
+            return_request_id=OuterRef("x_return_id"),
+            kind=detector.kind,
+            x_sk=_shipment_key("x_shipment_id"),
         )
         .filter(
-            Q(state=ExceptionState.OPEN)
+            # "not resolved" is "open" (the only two states), written so that no
+            # partial index on `state = 'open'` matches: PostgreSQL then probes the
+            # foreign-key index on the return instead of OR-ing bitmaps of whole
+            # partial indexes, which stale statistics make look cheap.
+            ~Q(state=ExceptionState.RESOLVED)
             | Q(resolved_by_staff=True, due_at=OuterRef("x_due"), reason=OuterRef("x_reason"))
         )
+        .values("pk")[:1]
     )
-    return detector.candidates(now).filter(~Exists(blocking))
-
-
-CANDIDATE_FIELDS = (
-    "pk",
-    "tenant_id",
-    "x_return_id",
-    "x_shipment_id",
-    "x_due",
-    "x_reason",
-    "x_detail",
-)
+    return (
+        detector.candidates(now)
+        .annotate(x_blocking_id=Subquery(blocking))
+        .filter(x_blocking_id__isnull=True)
+    )
 
 
 def _open_step(ctx: DetectionContext, detector: Detector) -> None:
+    """Open in batches of `ctx.batch_size`, one INSERT ... SELECT each, until a batch
+    is not full. Every detector yields at most one candidate per (return, shipment),
+    so a short batch means nothing is left (a row a concurrent opener took first is
+    that opener's to report)."""
     counts = ctx.kind(detector.kind)
-    last_pk = 0
     while True:
-        batch = list(
-            pending_candidates(detector, ctx.now)
-            .filter(pk__gt=last_pk)
-            .order_by("pk")
-            .values_list(*CANDIDATE_FIELDS)[: ctx.batch_size]
-        )
-        if not batch:
-            return
-        last_pk = batch[-1][0]
-        candidates = [
-            ExceptionCandidate(
-                tenant_id=tenant_id,
-                return_request_id=return_id,
-                shipment_id=shipment_id,
-                due_at=due,
-                reason=reason or "",
-                detail=detail or "",
-            )
-            for _pk, tenant_id, return_id, shipment_id, due, reason, detail in batch
-        ]
         with transaction.atomic():
-            opened = exceptions_open_bulk(
-                kind=detector.kind, candidates=candidates, opened_at=ctx.now
+            opened = exceptions_open_from_query(
+                kind=detector.kind,
+                candidates=pending_candidates(detector, ctx.now),
+                opened_at=ctx.now,
+                limit=ctx.batch_size,
             )
             counts.opened += len(opened)
             if opened and ctx.notify:
                 counts.alerts += alerts_queue_bulk(exception_ids=opened, now=ctx.now)
-        if len(batch) < ctx.batch_size:
+        if len(opened) < ctx.batch_size:
             return
 
 

@@ -17,11 +17,12 @@ from datetime import datetime
 
 from django.db import models
 from django.db.models import Case, F, Q, Value, When
+from django.db.models.functions import Cast
 
-from rma.detection import Detector, open_exceptions
+from rma.detection import Detector, field_of, open_exceptions, return_closed_at
 from rma.models import ExceptionKind, ReturnRequest
 
-_NO_SHIPMENT = Value(None, output_field=models.BigIntegerField())
+_NO_SHIPMENT = Cast(Value(None), output_field=models.BigIntegerField())  # NULL::bigint
 _EMPTY = Value("", output_field=models.CharField())
 
 #: Kinds opened elsewhere and resolved by staff only.
@@ -41,15 +42,15 @@ def _return_rows(qs: models.QuerySet, *, due: F) -> models.QuerySet:
 def _cleared(kind: str, column: str, done: str, now: datetime) -> models.QuerySet:
     return (
         open_exceptions(kind)
-        .filter(
-            Q(**{f"return_request__{column}__isnull": True})
-            | Q(**{f"return_request__{column}__gt": now})
-            | Q(return_request__closed_at__isnull=False)
+        .annotate(
+            x_closed=return_closed_at(),
+            x_due_now=field_of(ReturnRequest, "return_request_id", column),
         )
+        .filter(Q(x_due_now__isnull=True) | Q(x_due_now__gt=now) | Q(x_closed__isnull=False))
         .annotate(
             x_why=Case(
-                When(return_request__closed_at__isnull=False, then=Value("auto:return_closed")),
-                When(**{f"return_request__{column}__gt": now}, then=Value("auto:due_moved")),
+                When(x_closed__isnull=False, then=Value("auto:return_closed")),
+                When(x_due_now__gt=now, then=Value("auto:due_moved")),
                 default=Value(done),
                 output_field=models.CharField(),
             )

@@ -810,6 +810,12 @@ class ReturnException(TenantOwned):
                 condition=Q(state="open", escalated_at__isnull=True),
                 name="exception_escalation_due",
             ),
+            # Detection: "resolved by staff for this condition, do not reopen".
+            models.Index(
+                fields=["return_request"],
+                condition=Q(resolved_by_staff=True),
+                name="exception_staff_resolved",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from celery import current_app
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F, Q
 
 from returns_portal.tenancy.models import Tenant
@@ -785,6 +785,88 @@ def exceptions_open_bulk(
         opened_at=opened_at,
     ).values_list("pk", "return_request_id", "shipment_id")
     return sorted(pk for pk, rid, sid in opened if (rid, sid or 0) in wanted)
+
+
+def _condition_key_sql(vendor: str, due: str, reason: str) -> str:
+    """SQL for `exception_condition_key(kind, due, reason)`; the kind is the one `%s` param.
+
+    PostgreSQL formats the timestamptz in UTC with `to_char`; SQLite stores UTC
+    text, formatted with `strftime` (`%%` because the SQL goes through params).
+    """
+    if vendor == "postgresql":
+        stamp = f"""to_char({due} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"""
+    elif vendor == "sqlite":
+        stamp = f"strftime('%%Y-%%m-%%dT%%H:%%M:%%SZ', {due})"
+    else:
+        raise NotImplementedError(f"condition keys in SQL for {vendor}")
+    suffix = f"CASE WHEN {reason} <> '' THEN ':' || {reason} ELSE '' END"
+    return f"substr(%s || ':' || {stamp} || {suffix}, 1, 100)"
+
+
+#: The candidate columns `exceptions_open_from_query` reads (see `rma.detection`).
+CANDIDATE_COLUMNS = ("x_tenant_id", "x_return_id", "x_shipment_id", "x_due", "x_reason", "x_detail")
+
+
+@transaction.atomic
+def exceptions_open_from_query(
+    *, kind: str, candidates: models.QuerySet, opened_at: datetime, limit: int
+) -> list[int]:
+    """Open a `kind` exception for each of the first `limit` rows (by primary key) of
+    `candidates`, in one `INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING id`;
+    returns the ids this statement inserted.
+
+    `candidates` is a queryset annotated with `CANDIDATE_COLUMNS` (tenant, return,
+    shipment or null, `due_at`, reason, detail), normally `rma.detection.pending_candidates`,
+    which already leaves out rows with an open exception of the kind or a
+    staff-resolved one for the same condition. The rows come from one table row
+    each, so return, shipment and tenant agree by construction. The one-open
+    constraint makes a concurrent or repeated opener insert nothing. Every other
+    column gets its model default; `condition_key` is `exception_condition_key`'s.
+    PostgreSQL and SQLite (3.35+).
+    """
+    ExceptionKind(kind)
+    inner = (
+        candidates.annotate(x_tenant_id=F("tenant_id"))
+        .order_by("pk")
+        .values_list(*CANDIDATE_COLUMNS)[:limit]
+    )
+    inner_sql, inner_params = inner.query.sql_with_params()
+    vendor = connection.vendor
+    stamp = connection.ops.adapt_datetimefield_value(opened_at)
+    given: dict[str, tuple[str, list[Any]]] = {
+        "tenant_id": ("c.x_tenant_id", []),
+        "return_request_id": ("c.x_return_id", []),
+        "shipment_id": ("c.x_shipment_id", []),
+        "kind": ("%s", [kind]),
+        "state": ("%s", [ExceptionState.OPEN.value]),
+        "reason": ("substr(c.x_reason, 1, 100)", []),
+        "detail": ("substr(c.x_detail, 1, 500)", []),
+        "condition_key": (_condition_key_sql(vendor, "c.x_due", "c.x_reason"), [kind]),
+        "due_at": ("c.x_due", []),
+        "opened_at": ("%s", [stamp]),
+        "created_at": ("%s", [stamp]),
+        "updated_at": ("%s", [stamp]),
+    }
+    columns, exprs, params = [], [], []
+    for field in ReturnException._meta.concrete_fields:
+        if field.primary_key:
+            continue
+        columns.append(connection.ops.quote_name(field.column))
+        if field.column in given:
+            expr, expr_params = given[field.column]
+        else:
+            expr, expr_params = "%s", [field.get_db_prep_save(field.get_default(), connection)]
+        exprs.append(expr)
+        params.extend(expr_params)
+    table = connection.ops.quote_name(ReturnException._meta.db_table)
+    sql = (
+        f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 (names from the model)
+        f"SELECT {', '.join(exprs)} FROM ({inner_sql}) AS c WHERE 1 = 1 "
+        "ON CONFLICT DO NOTHING RETURNING id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *inner_params])
+        return sorted(row[0] for row in cursor.fetchall())
 
 
 @transaction.atomic

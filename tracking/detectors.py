@@ -39,38 +39,62 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.db import models
-from django.db.models import Case, F, Q, Value, When
-from django.db.models.functions import Coalesce, Concat
+from django.db.models import Case, F, OuterRef, Q, Subquery, Value, When
+from django.db.models.functions import Cast, Coalesce, Concat
 
-from rma.detection import Detector, open_exceptions
+from rma.detection import Detector, field_of, open_exceptions, return_closed_at
 from rma.models import ExceptionKind, ReturnRequest, Shipment, ShipmentDirection, ShipmentStatus
 
 #: DESIGN.md section 5: `unmapped_status` opens when a status has been `unknown` for 24 h.
 UNMAPPED_AFTER = timedelta(hours=24)
 SCANNED = ["accepted", "in_transit", "out_for_delivery", "delivered"]
 
-_NO_SHIPMENT = Value(None, output_field=models.BigIntegerField())
+_NO_SHIPMENT = Cast(Value(None), output_field=models.BigIntegerField())  # NULL::bigint
 _EMPTY = Value("", output_field=models.CharField())
+_TEXT = models.CharField()
 
 
 def _shipment_rows(qs: models.QuerySet, *, due, reason=_EMPTY) -> models.QuerySet:  # type: ignore[no-untyped-def]
-    """Inbound shipments of open returns, annotated as detection candidates."""
-    return qs.filter(
-        direction=ShipmentDirection.INBOUND, return_request__closed_at__isnull=True
-    ).annotate(
-        x_return_id=F("return_request_id"),
-        x_shipment_id=F("pk"),
-        x_due=due,
-        x_reason=reason,
-        x_detail=_EMPTY,
+    """Inbound shipments of open returns, annotated as detection candidates. The
+    return's `closed_at` is a per-row probe (`rma.detection.field_of`), not a join."""
+    return (
+        qs.filter(direction=ShipmentDirection.INBOUND)
+        .annotate(x_closed=return_closed_at())
+        .filter(x_closed__isnull=True)
+        .annotate(
+            x_return_id=F("return_request_id"),
+            x_shipment_id=F("pk"),
+            x_due=due,
+            x_reason=reason,
+            x_detail=_EMPTY,
+        )
     )
+
+
+def _ship(field: str) -> Subquery:
+    """The exception's shipment's `field` (a probe; None without a shipment)."""
+    return field_of(Shipment, "shipment_id", field)
+
+
+def _open_with(kind: str, **probes: Subquery) -> models.QuerySet:
+    return open_exceptions(kind).annotate(x_closed=return_closed_at(), **probes)
 
 
 def _closed_or(why: Case | Value) -> Case:  # type: ignore[type-arg]
     return Case(
-        When(return_request__closed_at__isnull=False, then=Value("auto:return_closed")),
+        When(x_closed__isnull=False, then=Value("auto:return_closed")),
         default=why,
-        output_field=models.CharField(),
+        output_field=_TEXT,
+    )
+
+
+def _due_cleared(kind: str, column: str, now: datetime, why: Case) -> models.QuerySet:  # type: ignore[type-arg]
+    """Open `kind` exceptions whose shipment's due `column` is gone or later than `now`
+    (or whose return closed)."""
+    return (
+        _open_with(kind, x_due_now=_ship(column), x_status=_ship("status"))
+        .filter(Q(x_due_now__isnull=True) | Q(x_due_now__gt=now) | Q(x_closed__isnull=False))
+        .annotate(x_why=_closed_or(why))
     )
 
 
@@ -82,23 +106,16 @@ def no_first_scan_candidates(now: datetime) -> models.QuerySet:
 
 
 def no_first_scan_cleared(now: datetime) -> models.QuerySet:
-    return (
-        open_exceptions(ExceptionKind.NO_FIRST_SCAN)
-        .filter(
-            Q(shipment__isnull=True)
-            | Q(shipment__first_scan_due_at__isnull=True)
-            | Q(shipment__first_scan_due_at__gt=now)
-            | Q(return_request__closed_at__isnull=False)
-        )
-        .annotate(
-            x_why=_closed_or(
-                Case(
-                    When(shipment__status="delivered", then=Value("auto:delivered")),
-                    When(shipment__first_scan_due_at__gt=now, then=Value("auto:due_moved")),
-                    default=Value("auto:first_scan"),
-                )
-            )
-        )
+    return _due_cleared(
+        ExceptionKind.NO_FIRST_SCAN,
+        "first_scan_due_at",
+        now,
+        Case(
+            When(x_status="delivered", then=Value("auto:delivered")),
+            When(x_due_now__gt=now, then=Value("auto:due_moved")),
+            default=Value("auto:first_scan"),
+            output_field=_TEXT,
+        ),
     )
 
 
@@ -110,22 +127,15 @@ def no_movement_candidates(now: datetime) -> models.QuerySet:
 
 
 def no_movement_cleared(now: datetime) -> models.QuerySet:
-    return (
-        open_exceptions(ExceptionKind.NO_MOVEMENT)
-        .filter(
-            Q(shipment__isnull=True)
-            | Q(shipment__next_event_due_at__isnull=True)
-            | Q(shipment__next_event_due_at__gt=now)
-            | Q(return_request__closed_at__isnull=False)
-        )
-        .annotate(
-            x_why=_closed_or(
-                Case(
-                    When(shipment__status="delivered", then=Value("auto:delivered")),
-                    default=Value("auto:moved"),
-                )
-            )
-        )
+    return _due_cleared(
+        ExceptionKind.NO_MOVEMENT,
+        "next_event_due_at",
+        now,
+        Case(
+            When(x_status="delivered", then=Value("auto:delivered")),
+            default=Value("auto:moved"),
+            output_field=_TEXT,
+        ),
     )
 
 
@@ -144,17 +154,17 @@ def claimed_dropoff_candidates(now: datetime) -> models.QuerySet:
 
 def claimed_dropoff_cleared(now: datetime) -> models.QuerySet:
     return (
-        open_exceptions(ExceptionKind.CLAIMED_DROPOFF_NO_SCAN)
-        .filter(
-            Q(return_request__dropoff_scan_due_at__isnull=True)
-            | Q(return_request__dropoff_scan_due_at__gt=now)
-            | Q(return_request__closed_at__isnull=False)
+        _open_with(
+            ExceptionKind.CLAIMED_DROPOFF_NO_SCAN,
+            x_due_now=field_of(ReturnRequest, "return_request_id", "dropoff_scan_due_at"),
         )
+        .filter(Q(x_due_now__isnull=True) | Q(x_due_now__gt=now) | Q(x_closed__isnull=False))
         .annotate(
             x_why=_closed_or(
                 Case(
-                    When(return_request__dropoff_scan_due_at__gt=now, then=Value("auto:due_moved")),
+                    When(x_due_now__gt=now, then=Value("auto:due_moved")),
                     default=Value("auto:first_scan"),
+                    output_field=_TEXT,
                 )
             )
         )
@@ -162,8 +172,8 @@ def claimed_dropoff_cleared(now: datetime) -> models.QuerySet:
 
 
 # --- carrier_exception -----------------------------------------------------
-def _exception_since(prefix: str = "") -> Coalesce:
-    return Coalesce(F(f"{prefix}status_at"), F(f"{prefix}last_event_at"), F(f"{prefix}created_at"))
+def _exception_since() -> Coalesce:
+    return Coalesce(F("status_at"), F("last_event_at"), F("created_at"))
 
 
 def carrier_exception_candidates(now: datetime) -> models.QuerySet:
@@ -175,28 +185,33 @@ def carrier_exception_candidates(now: datetime) -> models.QuerySet:
 
 
 def carrier_exception_changed(now: datetime) -> models.QuerySet:
+    since = Subquery(
+        Shipment.objects.filter(pk=OuterRef("shipment_id"))
+        .annotate(x_since=_exception_since())
+        .values("x_since")[:1]
+    )
     return (
         open_exceptions(ExceptionKind.CARRIER_EXCEPTION)
-        .filter(shipment__status=ShipmentStatus.EXCEPTION)
-        .annotate(x_reason=F("shipment__exception_reason"), x_due=_exception_since("shipment__"))
+        .annotate(x_status=_ship("status"), x_reason=_ship("exception_reason"), x_due=since)
+        .filter(x_status=ShipmentStatus.EXCEPTION)
         .filter(~Q(reason=F("x_reason")) | ~Q(due_at=F("x_due")) | Q(due_at__isnull=True))
     )
 
 
 def carrier_exception_cleared(now: datetime) -> models.QuerySet:
     return (
-        open_exceptions(ExceptionKind.CARRIER_EXCEPTION)
+        _open_with(ExceptionKind.CARRIER_EXCEPTION, x_status=_ship("status"))
         .filter(
-            Q(shipment__isnull=True)
-            | ~Q(shipment__status=ShipmentStatus.EXCEPTION)
-            | Q(return_request__closed_at__isnull=False)
+            Q(x_status__isnull=True)
+            | ~Q(x_status=ShipmentStatus.EXCEPTION)
+            | Q(x_closed__isnull=False)
         )
         .annotate(
             x_why=_closed_or(
-                Coalesce(
-                    Concat(Value("auto:status_"), F("shipment__status")),
-                    Value("auto:condition_cleared"),
-                    output_field=models.CharField(),
+                Case(
+                    When(x_status__isnull=True, then=Value("auto:condition_cleared")),
+                    default=Concat(Value("auto:status_"), F("x_status"), output_field=_TEXT),
+                    output_field=_TEXT,
                 )
             )
         )
@@ -209,22 +224,15 @@ def transit_overdue_candidates(now: datetime) -> models.QuerySet:
 
 
 def transit_overdue_cleared(now: datetime) -> models.QuerySet:
-    return (
-        open_exceptions(ExceptionKind.TRANSIT_OVERDUE)
-        .filter(
-            Q(shipment__isnull=True)
-            | Q(shipment__transit_due_at__isnull=True)
-            | Q(shipment__transit_due_at__gt=now)
-            | Q(return_request__closed_at__isnull=False)
-        )
-        .annotate(
-            x_why=_closed_or(
-                Case(
-                    When(shipment__transit_due_at__gt=now, then=Value("auto:due_moved")),
-                    default=Value("auto:delivered"),
-                )
-            )
-        )
+    return _due_cleared(
+        ExceptionKind.TRANSIT_OVERDUE,
+        "transit_due_at",
+        now,
+        Case(
+            When(x_due_now__gt=now, then=Value("auto:due_moved")),
+            default=Value("auto:delivered"),
+            output_field=_TEXT,
+        ),
     )
 
 
@@ -247,11 +255,11 @@ def unmapped_status_candidates(now: datetime) -> models.QuerySet:
 
 def unmapped_status_cleared(now: datetime) -> models.QuerySet:
     return (
-        open_exceptions(ExceptionKind.UNMAPPED_STATUS)
+        _open_with(ExceptionKind.UNMAPPED_STATUS, x_status=_ship("status"))
         .filter(
-            Q(shipment__isnull=True)
-            | ~Q(shipment__status=ShipmentStatus.UNKNOWN)
-            | Q(return_request__closed_at__isnull=False)
+            Q(x_status__isnull=True)
+            | ~Q(x_status=ShipmentStatus.UNKNOWN)
+            | Q(x_closed__isnull=False)
         )
         .annotate(x_why=_closed_or(Value("auto:mapped")))
     )

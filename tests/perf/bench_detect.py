@@ -429,10 +429,10 @@ def main() -> int:
             print("\n== EXPLAIN ANALYZE at 1% due: open queries (first batch of 5,000)")
             for detector in DETECTORS:
                 print_plan(
-                    f"{detector.kind}: candidates",
+                    f"{detector.kind}: candidates (the SELECT of the INSERT ... SELECT)",
                     pending_candidates(detector, NOW)
                     .order_by("pk")
-                    .values_list("pk", "x_due")[:5000],
+                    .values_list("tenant_id", "x_return_id", "x_shipment_id", "x_due")[:5000],
                 )
         full_s, counts = timed_run()
         idle_s, idle_counts = timed_run()
