@@ -25,7 +25,7 @@ from refunds.due_times import refunds_due_times_refresh_for_return
 from rma import detectors as rma_detectors
 from rma.detection import DetectionContext, Detector, KindCounts, run_detector
 from rma.exception_services import exceptions_auto_escalate
-from rma.models import ExceptionKind, Milestone
+from rma.models import ExceptionKind, Milestone, ReturnRequest
 from rma.services import return_clock_refresh
 from tracking import detectors as tracking_detectors
 
@@ -129,3 +129,33 @@ def due_times_refresh_reaction(milestone: Milestone, now: datetime) -> None:
     rr = milestone.return_request
     return_clock_refresh(return_request=rr, now=now)
     refunds_due_times_refresh_for_return(return_request=rr, now=now)
+
+
+def due_times_recompute(*, tenant_id: int, now: datetime, batch_size: int = 500) -> int:
+    """Recompute every due column of a tenant's open returns (their shipments, the
+    returns, their refunds) after its SLA policy or transit routes changed; returns
+    how many returns were refreshed.
+
+    A one-off job run by the `returns_portal.due_times_recompute` task (the SLA
+    policy admin enqueues it on commit), not by beat: it walks the tenant's open
+    returns in primary-key batches, one short transaction per return, so it can
+    run alongside ingest. Idempotent; a repeat changes nothing.
+    """
+    refreshed = 0
+    last_pk = 0
+    while True:
+        batch = list(
+            ReturnRequest.objects.filter(
+                tenant_id=tenant_id, closed_at__isnull=True, pk__gt=last_pk
+            )
+            .select_related("tenant", "return_centre")
+            .order_by("pk")[:batch_size]
+        )
+        if not batch:
+            return refreshed
+        last_pk = batch[-1].pk
+        for rr in batch:
+            with transaction.atomic():
+                return_clock_refresh(return_request=rr, now=now)
+                refunds_due_times_refresh_for_return(return_request=rr, now=now)
+            refreshed += 1

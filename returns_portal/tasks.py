@@ -57,3 +57,15 @@ def detect_exceptions() -> list[dict]:
             return []
         summary = detection_run(now=timezone.now())
         return summary.lines()
+
+
+@shared_task(name="returns_portal.due_times_recompute")
+def due_times_recompute(tenant_id: int) -> int:
+    """Recompute a tenant's due columns after an SLA policy edit (one run per tenant at
+    a time, under the lease `due_times_recompute:<tenant id>`)."""
+    from returns_portal.detection import due_times_recompute as recompute
+
+    with job_lease(f"due_times_recompute:{tenant_id}", ttl=timedelta(minutes=30)) as holder:
+        if holder is None:
+            return 0
+        return recompute(tenant_id=tenant_id, now=timezone.now())

@@ -31,6 +31,7 @@ from rma.models import (
     Shipment,
     SlaPolicy,
 )
+from rma.services import DUE_TIMES_RECOMPUTE_TASK, enqueue_on_commit
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -135,6 +136,11 @@ class SlaPolicyAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
     list_filter = ("tenant",)
     fieldsets = sla_policy_fieldsets()  # issue 5: targets, alerts, loyalty, escalation
     inlines = [SlaTransitRouteInline]  # issue 5: per-route transit targets
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        # Issue 5: existing returns' due times follow the edited targets.
+        enqueue_on_commit(DUE_TIMES_RECOMPUTE_TASK, form.instance.tenant_id)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # one per tenant, made by provisioning

@@ -67,6 +67,7 @@ log = logging.getLogger(__name__)
 
 DISPATCH_MILESTONE_TASK = "returns_portal.dispatch_milestone"
 NOTIFICATION_SEND_TASK = "rma.notification_send"
+DUE_TIMES_RECOMPUTE_TASK = "returns_portal.due_times_recompute"  # issue 5
 
 
 class TenantMismatch(ValueError):

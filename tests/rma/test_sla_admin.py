@@ -3,9 +3,14 @@ edited by the tenant's admins only, with history."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
+from returns_portal import tasks
 from rma.models import SlaPolicy, SlaTransitRoute
+from rma.services import DUE_TIMES_RECOMPUTE_TASK
+from tests.clock import T0, labelled_return
 
 pytestmark = pytest.mark.django_db
 A_HOST = "acme.localhost"
@@ -105,3 +110,30 @@ def test_only_the_tenants_admin_edits_the_policy(client, tenant, who, request):
     policy.refresh_from_db()
     assert policy.auto_escalate_after_hours == 48
     assert not SlaTransitRoute.objects.exists()
+
+
+def test_saving_the_policy_recomputes_existing_due_times(
+    client, tenant, tenant_admin, monkeypatch, django_capture_on_commit_callbacks
+):
+    _rr, shipment = labelled_return(tenant)
+    assert shipment.first_scan_due_at == T0 + timedelta(hours=72)
+    sent = []
+    monkeypatch.setattr(
+        "celery.current_app.send_task", lambda name, args: sent.append((name, args))
+    )
+    policy = SlaPolicy.objects.get(tenant=tenant)
+    client.force_login(tenant_admin)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            f"/admin/rma/slapolicy/{policy.pk}/change/",
+            form_data(first_scan_hours=48, **{"transit_routes-TOTAL_FORMS": 0}),
+            HTTP_HOST=A_HOST,
+        )
+    assert response.status_code == 302
+    assert sent == [(DUE_TIMES_RECOMPUTE_TASK, [tenant.pk])]
+    assert tasks.due_times_recompute(tenant.pk) == 1  # the task body, as the worker runs it
+    shipment.refresh_from_db()
+    assert shipment.first_scan_due_at == T0 + timedelta(hours=48)
+    assert tasks.due_times_recompute(tenant.pk) == 1  # idempotent
+    shipment.refresh_from_db()
+    assert shipment.first_scan_due_at == T0 + timedelta(hours=48)
