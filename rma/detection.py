@@ -15,15 +15,20 @@ print their plans:
 - `changed(now)` (optional): open exceptions whose reason or condition instant
   changed, annotated with `x_reason` and `x_due` (updated in place).
 
-`run_detector` excludes candidates that already have an open exception of the
-kind, or a staff-resolved one for the same condition (`due_at`, `reason`), with
-NOT EXISTS probes on two exception indexes; opens up to `batch_size` (5,000)
-at a time with one `INSERT ... SELECT` (`exceptions_open_from_query`), then
-updates and resolves in batches paged by primary key with
-`exceptions_update_bulk` / `exceptions_resolve_bulk`; one transaction per batch. Never a
-Python loop over all returns: the work grows with the due rows and the open
-exceptions, not with the open returns. With `resolve=False` (a replay at a
-past `--now`) it only opens: time going backwards never resolves anything.
+`run_detector` leaves out candidates that already have an open exception of
+the kind, or a staff-resolved one for the same condition (`due_at`, `reason`),
+with one per-row probe of the exception's return foreign-key index; opens up
+to `batch_size` (5,000) at a time with one `INSERT ... SELECT ... ON CONFLICT
+DO NOTHING` against the one-open constraint (`exceptions_open_from_query`),
+queues the alerts of what it opened in the same transaction, then updates and
+resolves in batches paged by primary key (`exceptions_update_bulk`,
+`exceptions_resolve_bulk`); one transaction per batch. Never a Python loop
+over all returns: the work grows with the due rows and the open exceptions,
+not with the open returns (tests/perf/bench_detect.py). Related rows are read
+with per-row primary-key probes (`field_of`) rather than joins, so PostgreSQL
+cannot pick a plan that scans whole tables when statistics are stale. With
+`resolve=False` (a replay at a past `--now`) it only opens: time going
+backwards never resolves anything.
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ buyers, escalate automatically).
 Every action writes an `ExceptionActivity` row (who, when, what) in the same
 transaction as its change, and re-checks that the acting user holds at least
 the agent role in the exception's tenant (`StaffNotAllowed` otherwise; the
-admin checks first, this is the second line). Related rows must share the
-exception's tenant (`TenantMismatch`). E-mails are `Notification` rows keyed
-so that a repeat queues nothing new.
+admin checks first, this is the second line); an assignee must hold it too.
+Rows written (activities, offers, notifications) take the exception's tenant.
+E-mails are `Notification` rows keyed so that a repeat queues nothing new.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ from rma.models import (
 )
 from rma.services import (
     NOTIFICATION_SEND_TASK,
-    TenantMismatch,
     enqueue_on_commit,
     exception_resolve,
     notification_queue,
@@ -560,9 +559,3 @@ def exception_staff_resolve(
             data={"resolution_code": resolution_code},
         )
     return resolved
-
-
-def ensure_exception_tenant(exception: ReturnException, tenant_id: int) -> None:
-    """Raise `TenantMismatch` unless `exception` belongs to `tenant_id`."""
-    if exception.tenant_id != tenant_id:
-        raise TenantMismatch(f"exception {exception.pk} belongs to tenant {exception.tenant_id}")
