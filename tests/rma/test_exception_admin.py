@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from returns_portal.tenancy.models import Role
@@ -456,3 +458,24 @@ def test_third_tenant_user_sees_nothing(client, world):
         tenant=third, user=UserFactory(username="initech-agent"), role=Role.AGENT
     ).user
     assert listed(login(client, user).get(URL, HTTP_HOST=BASE)) == []
+
+
+def test_queue_runs_a_fixed_number_of_queries(client, world, tenant_agent, tenant):
+    c = login(client, tenant_agent)
+    with CaptureQueriesContext(connection) as few:
+        assert c.get(URL, HTTP_HOST=A_HOST).status_code == 200
+    for i in range(8):
+        ship = ShipmentFactory(
+            return_request__order__tenant=tenant, tracking_number=f"1ZMORE{i:012d}"
+        )
+        exception_open(
+            tenant=tenant,
+            return_request=ship.return_request,
+            shipment=ship,
+            kind="transit_overdue",
+            opened_at=NOW - timedelta(hours=i + 2),
+        )
+    with CaptureQueriesContext(connection) as many:
+        response = c.get(URL, HTTP_HOST=A_HOST)
+    assert len(response.context["cl"].result_list) == 10
+    assert len(many.captured_queries) == len(few.captured_queries)
