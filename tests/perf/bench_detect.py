@@ -456,8 +456,17 @@ def main() -> int:
                 failures.append(f"full run at 1% took {full_s:.2f} s > {BUDGET_FULL_S} s")
             if idle_s > BUDGET_IDLE_S:
                 failures.append(f"nothing-new run at 1% took {idle_s:.2f} s > {BUDGET_IDLE_S} s")
-            print("\n== EXPLAIN ANALYZE at 1% due: resolve and update queries (after the run)")
+            print(
+                "\n== EXPLAIN ANALYZE at 1% due, after the full run (what a nothing-new run "
+                "executes): open, resolve and update queries"
+            )
             for detector in DETECTORS:
+                print_plan(
+                    f"{detector.kind}: candidates",
+                    pending_candidates(detector, NOW)
+                    .order_by("pk")
+                    .values_list("tenant_id", "x_return_id", "x_shipment_id", "x_due")[:5000],
+                )
                 if detector.cleared is not None:
                     print_plan(
                         f"{detector.kind}: cleared",
