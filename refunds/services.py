@@ -32,6 +32,7 @@ from django.db.models import Q, Sum
 
 from refunds import amounts as amounts_lib
 from refunds import rules as rules_lib
+from refunds.due_times import refund_due_times_refresh
 from refunds.estimate import EstimateInput, bank_delay_text, refund_estimate
 from refunds.gateways import RefundRequest, gateway_for
 from refunds.gateways.base import ERROR, FAILED, NOT_FOUND, PENDING, SUCCEEDED, GatewayResult
@@ -458,6 +459,8 @@ def _transition(
     )
     rr = ReturnRequest(pk=refund.return_request_id, tenant_id=refund.tenant_id)
     return_refund_summary_update(return_request=rr, now=now, refund_state=refund.state)
+    # The refund's SLA clock and the queue's value at risk follow every state change.
+    refund_due_times_refresh(refund=refund, now=now)
     return refund
 
 
@@ -1082,6 +1085,8 @@ def return_settle_if_done(
         tenant=tenant, return_request=rr, outcome=RefundOutcome.REFUND
     ).first()
     exchanges = list(Exchange.objects.filter(tenant=tenant, return_request=rr))
+    if refund is None and not exchanges:
+        return None  # nothing recorded as owed, so nothing can be settled
     if any(e.shipped_at is None for e in exchanges):
         return None
     if refund is not None and refund.state not in (RefundState.ISSUED, RefundState.CANCELLED):

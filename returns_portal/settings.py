@@ -191,6 +191,10 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 # double fire does nothing (returns_portal/tasks.py).
 CELERY_BEAT_SCHEDULE = {
     "outbox-sweep": {"task": "returns_portal.outbox_sweep", "schedule": timedelta(minutes=1)},
+    "detect-exceptions": {
+        "task": "returns_portal.detect_exceptions",
+        "schedule": timedelta(minutes=5),
+    },
 }
 OUTBOX_SWEEP_AFTER = timedelta(minutes=2)
 

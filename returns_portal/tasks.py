@@ -47,3 +47,28 @@ def outbox_sweep() -> int:
         if count:
             log.info("outbox sweep re-enqueued %d task(s)", count)
         return count
+
+
+@shared_task(name="returns_portal.detect_exceptions")
+def detect_exceptions() -> list[dict]:
+    """Beat, every 5 minutes: run every detector under the `detect_exceptions` lease
+    (a second beat or a double fire does nothing). Returns the per-kind summary."""
+    from returns_portal.detection import LEASE_NAME, LEASE_TTL, detection_run
+
+    with job_lease(LEASE_NAME, ttl=LEASE_TTL) as holder:
+        if holder is None:
+            return []
+        summary = detection_run(now=timezone.now())
+        return summary.lines()
+
+
+@shared_task(name="returns_portal.due_times_recompute")
+def due_times_recompute(tenant_id: int) -> int:
+    """Recompute a tenant's due columns after an SLA policy edit (one run per tenant at
+    a time, under the lease `due_times_recompute:<tenant id>`)."""
+    from returns_portal.detection import due_times_recompute as recompute
+
+    with job_lease(f"due_times_recompute:{tenant_id}", ttl=timedelta(minutes=30)) as holder:
+        if holder is None:
+            return 0
+        return recompute(tenant_id=tenant_id, now=timezone.now())

@@ -47,3 +47,11 @@ def milestone_dispatch(*, milestone_id: int, now: datetime) -> bool:
     for reaction in REACTIONS:
         reaction(milestone, now)
     return True
+
+
+# Issue 5: due columns (first scan, no movement, transit, check-in, inspection,
+# refund) follow every milestone's first reach. Appended last so it sees what
+# earlier reactions (e.g. a refund approval) did.
+from returns_portal.detection import due_times_refresh_reaction  # noqa: E402
+
+REACTIONS.append(due_times_refresh_reaction)

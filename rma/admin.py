@@ -24,6 +24,7 @@ from returns_portal.tenancy.admin_base import (
 )
 from returns_portal.tenancy.models import Role
 from returns_portal.tenancy.services import request_tenant_roles, role_at_least
+from rma.admin_sla import SlaTransitRouteInline, sla_policy_fieldsets
 from rma.models import (
     CheckIn,
     Customer,
@@ -43,6 +44,7 @@ from rma.models import (
     Shipment,
     SlaPolicy,
 )
+from rma.services import DUE_TIMES_RECOMPUTE_TASK, enqueue_on_commit
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -140,8 +142,18 @@ class SlaPolicyAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
         "inspection_hours",
         "refund_business_days",
         "no_movement_days",
+        "alert_no_scan",  # issue 5
+        "alert_no_movement",
+        "auto_escalate_after_hours",
     )
     list_filter = ("tenant",)
+    fieldsets = sla_policy_fieldsets()  # issue 5: targets, alerts, loyalty, escalation
+    inlines = [SlaTransitRouteInline]  # issue 5: per-route transit targets
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        # Issue 5: existing returns' due times follow the edited targets.
+        enqueue_on_commit(DUE_TIMES_RECOMPUTE_TASK, form.instance.tenant_id)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # one per tenant, made by provisioning
@@ -445,3 +457,7 @@ class InspectionAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
         response = HttpResponse(rows_to_csv(rows), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="restock.csv"'
         return response
+
+
+# Issue 5: the staff exception queue (kept in its own module; registered here).
+from rma.admin_exceptions import ReplacementOfferAdmin, ReturnExceptionAdmin  # noqa: E402, F401

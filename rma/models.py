@@ -278,6 +278,37 @@ class SlaPolicy(TenantOwned):
     no_movement_days = models.PositiveIntegerField(
         default=5, validators=[MinValueValidator(5), MaxValueValidator(7)]
     )
+    # Exceptions and alerts (issue 5; MISSION "Exceptions, caught early").
+    claimed_dropoff_scan_hours = models.PositiveIntegerField(
+        default=24,
+        validators=[MinValueValidator(1), MaxValueValidator(240)],
+        help_text=_("Hours after the customer says 'dropped off' before a missing scan is flagged"),
+    )
+    alert_no_scan = models.BooleanField(
+        default=True, help_text=_("E-mail the customer when the parcel has no first scan in time")
+    )
+    alert_no_movement = models.BooleanField(
+        default=True, help_text=_("E-mail the customer when the parcel stops moving")
+    )
+    loyal_min_orders = models.PositiveIntegerField(
+        default=3,
+        help_text=_(
+            "A customer with at least this many earlier orders may be offered a replacement"
+        ),
+    )
+    loyal_tags = models.CharField(
+        max_length=200,
+        default="vip",
+        blank=True,
+        help_text=_("Comma-separated customer or order tags that make a customer loyal"),
+    )
+    auto_escalate_after_hours = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        default=48,
+        validators=[MinValueValidator(1)],
+        help_text=_("Escalate an open exception after this many hours; empty turns it off"),
+    )
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords(inherit=False)
 
@@ -288,6 +319,49 @@ class SlaPolicy(TenantOwned):
 
     def __str__(self) -> str:
         return f"SLA policy of {self.tenant_id}"
+
+    @property
+    def loyal_tag_set(self) -> frozenset[str]:
+        """`loyal_tags` as lower-cased tags (`"VIP, gold"` -> `{"vip", "gold"}`)."""
+        return frozenset(t.strip().lower() for t in self.loyal_tags.split(",") if t.strip())
+
+
+class SlaTransitRoute(TenantOwned):
+    """A transit target for one route, in business days after the first scan
+    (MISSION "SLA targets per step": transit 3-10 days by country/route).
+
+    Matched on the shipment's destination country (the return centre's when
+    the shipment does not say) and, when set, its origin country; a route with
+    an origin beats one without. Without a matching route the policy's
+    domestic/international default applies (`rma.services.transit_business_days`).
+    """
+
+    policy = models.ForeignKey(SlaPolicy, on_delete=models.CASCADE, related_name="transit_routes")
+    origin_country = models.CharField(
+        max_length=2, blank=True, help_text=_("ISO 3166-1 alpha-2; empty matches any origin")
+    )
+    destination_country = models.CharField(max_length=2, help_text=_("ISO 3166-1 alpha-2"))
+    business_days = models.PositiveIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(60)]
+    )
+    history = HistoricalRecords(inherit=False)
+
+    class Meta:
+        verbose_name = "SLA transit route"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "policy", "origin_country", "destination_country"],
+                name="slatransitroute_unique_route",
+            )
+        ]
+
+    def __str__(self) -> str:
+        origin = self.origin_country or "*"
+        return f"{origin} -> {self.destination_country}: {self.business_days} business days"
+
+    def clean(self) -> None:
+        self.origin_country = (self.origin_country or "").strip().upper()
+        self.destination_country = (self.destination_country or "").strip().upper()
 
 
 # --------------------------------------------------------------------------
@@ -410,6 +484,13 @@ class ReturnRequest(TenantOwned):
     # Due columns (kept current by services; partial indexes on open rows).
     checkin_due_at = models.DateTimeField(null=True, blank=True)
     inspection_due_at = models.DateTimeField(null=True, blank=True)
+    dropoff_scan_due_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("Customer said 'dropped off': carrier scan due by")
+    )
+    # The expected refund ("value at risk" in the exception queue), written by
+    # refunds through `return_refund_summary_update`; null until computed.
+    expected_refund_amount = money_field(null=True, blank=True, default=None)
+    expected_refund_currency = models.CharField(max_length=3, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -437,6 +518,11 @@ class ReturnRequest(TenantOwned):
                 fields=["inspection_due_at"],
                 condition=Q(closed_at__isnull=True, inspection_due_at__isnull=False),
                 name="return_inspection_due_open",
+            ),
+            models.Index(
+                fields=["dropoff_scan_due_at"],
+                condition=Q(closed_at__isnull=True, dropoff_scan_due_at__isnull=False),
+                name="return_dropoff_scan_due_open",
             ),
         ]
 
@@ -662,6 +748,18 @@ class Shipment(TenantOwned):
                 condition=Q(label_state="pending"),
                 name="shipment_label_pending",
             ),
+            # Detection (issue 5): shipments the carrier reports in exception,
+            # and shipments whose events are all unmapped, since when.
+            models.Index(
+                fields=["status_at"],
+                condition=Q(status="exception"),
+                name="shipment_in_exception",
+            ),
+            models.Index(
+                Coalesce(F("status_at"), F("last_event_at")),
+                condition=Q(status="unknown", last_event_at__isnull=False),
+                name="shipment_unmapped_since",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -774,6 +872,14 @@ class ReturnException(TenantOwned):
     escalated_at = models.DateTimeField(null=True, blank=True)
     trace_ref = models.CharField(max_length=100, blank=True)
     trace_follow_up_at = models.DateTimeField(null=True, blank=True)
+    due_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=_(
+            "When the missed target was due (or the problem began); with the "
+            "reason, it identifies the condition"
+        ),
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -790,10 +896,109 @@ class ReturnException(TenantOwned):
         ]
         indexes = [
             models.Index(fields=["tenant", "state", "kind", "opened_at"], name="exception_queue"),
+            # The staff queue's default order: oldest overdue first.
+            models.Index(fields=["tenant", "state", "due_at"], name="exception_queue_due"),
+            # Detection: the open exceptions of a kind (self-resolution), and
+            # those not yet escalated (auto-escalation by age).
+            models.Index(fields=["kind"], condition=Q(state="open"), name="exception_open_kind"),
+            models.Index(
+                fields=["opened_at"],
+                condition=Q(state="open", escalated_at__isnull=True),
+                name="exception_escalation_due",
+            ),
+            # Detection: "resolved by staff for this condition, do not reopen".
+            models.Index(
+                fields=["return_request"],
+                condition=Q(resolved_by_staff=True),
+                name="exception_staff_resolved",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} ({self.state})"
+
+
+class ExceptionAction(models.TextChoices):
+    ASSIGNED = "assigned", _("Assigned")
+    NOTE = "note", _("Note")
+    TRACE_STARTED = "trace_started", _("Carrier trace started")
+    PROOF_REQUESTED = "proof_requested", _("Proof of drop-off requested")
+    REPLACEMENT_OFFERED = "replacement_offered", _("Replacement offered")
+    ESCALATED = "escalated", _("Escalated")
+    AUTO_ESCALATED = "auto_escalated", _("Escalated automatically")
+    RESOLVED = "resolved", _("Resolved")
+
+
+class ExceptionActivity(TenantOwned):
+    """Audit row for every staff action on an exception (who, when, what).
+
+    Written only by `rma.exception_services`; the queue's detail page shows
+    them in order. `actor` is null for the system (auto-escalation).
+    """
+
+    exception = models.ForeignKey(
+        ReturnException, on_delete=models.CASCADE, related_name="activities"
+    )
+    action = models.CharField(max_length=20, choices=ExceptionAction.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(max_length=200, blank=True)
+    detail = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "exception activities"
+        ordering = ["at", "pk"]
+        indexes = [
+            models.Index(fields=["tenant", "exception", "at"], name="exceptionactivity_exception")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} by {self.actor_label or 'system'}"
+
+
+class ReplacementOfferState(models.TextChoices):
+    OFFERED = "offered", _("Offered")
+    ACCEPTED = "accepted", _("Accepted")
+    DECLINED = "declined", _("Declined")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class ReplacementOffer(TenantOwned):
+    """An exchange request staff made for a loyal customer from the exception queue
+    (MISSION: "offer a replacement to loyal buyers"). At most one `offered` per return;
+    the refunds/exchange flow takes it from here.
+    """
+
+    return_request = models.ForeignKey(
+        ReturnRequest, on_delete=models.CASCADE, related_name="replacement_offers"
+    )
+    exception = models.ForeignKey(
+        ReturnException, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    state = models.CharField(
+        max_length=10, choices=ReplacementOfferState.choices, default=ReplacementOfferState.OFFERED
+    )
+    loyalty_reason = models.CharField(max_length=200)
+    note = models.TextField(blank=True)
+    offered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    offered_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "return_request"],
+                condition=Q(state="offered"),
+                name="replacementoffer_one_open",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Replacement for {self.return_request_id} ({self.state})"
 
 
 # --------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from rma.eligibility import (
     line_eligibility,
     return_window,
 )
+from rma.exceptions_text import customer_message
 from rma.models import (
     ExceptionState,
     Milestone,
@@ -244,57 +245,6 @@ def primary_shipment(shipments: list[Shipment]) -> Shipment | None:
     return next((s for s in inbound if s.is_primary), inbound[0] if inbound else None)
 
 
-#: Open exceptions in plain words for customers (MISSION "Exceptions, caught early").
-EXCEPTION_WORDS = {
-    "no_first_scan": lambda: _(
-        "The carrier hasn't scanned your parcel yet. If you've dropped it off, keep your "
-        "receipt: we're checking with the carrier."
-    ),
-    "no_movement": lambda: _(
-        "Your parcel hasn't moved for a few days. We're checking with the carrier."
-    ),
-    "claimed_dropoff_no_scan": lambda: _(
-        "You told us you dropped the parcel off, but the carrier hasn't scanned it yet. "
-        "We've asked the carrier to trace it; please keep your drop-off receipt."
-    ),
-    "carrier_exception": lambda: _("The carrier reported a problem with your parcel."),
-    "transit_overdue": lambda: _("Your parcel is taking longer than expected. We're on it."),
-    "delivered_not_received": lambda: _(
-        "The carrier says your parcel was delivered; we're confirming it arrived at our "
-        "return centre."
-    ),
-    "inspection_overdue": lambda: _("Inspection is taking longer than usual. We're on it."),
-    "refund_overdue": lambda: _("Your refund is taking longer than usual. We're on it."),
-    "warehouse_mismatch": lambda: _(
-        "What we received doesn't match your return. We'll contact you."
-    ),
-    "damaged_package": lambda: _("Your parcel arrived damaged. We'll contact you."),
-    "unmapped_status": lambda: _("The carrier sent an update we're reviewing."),
-}
-
-CARRIER_REASON_WORDS = {
-    "delayed": lambda: _("The carrier reports a delay."),
-    "failed_attempt": lambda: _("The carrier couldn't deliver it on the first attempt."),
-    "address_issue": lambda: _("The carrier reports an address problem."),
-    "damaged": lambda: _("The carrier reports the parcel was damaged."),
-    "lost": lambda: _("The carrier reports the parcel as lost. We'll make it right."),
-    "held": lambda: _("The parcel is held (customs or a regulatory check)."),
-    "awaiting_pickup": lambda: _("The parcel is waiting at a pickup point."),
-    "returned_to_sender": lambda: _("The carrier is sending the parcel back to you."),
-    "refused": lambda: _("The parcel was refused at delivery."),
-    "cancelled": lambda: _("The carrier cancelled the shipment."),
-    "misrouted": lambda: _("The parcel was misrouted; the carrier is redirecting it."),
-}
-
-
-def exception_plain_words(exc: ReturnException) -> str:
-    """An open exception in plain words for the customer."""
-    if exc.kind == "carrier_exception" and exc.reason in CARRIER_REASON_WORDS:
-        return CARRIER_REASON_WORDS[exc.reason]()
-    words = EXCEPTION_WORDS.get(exc.kind)
-    return words() if words else _("We're looking into a problem with your return.")
-
-
 @dataclass(frozen=True)
 class ScanTime:
     """A scan instant shown in the scan location's zone (`zone_abbr`, e.g. `CET`) and as
@@ -404,7 +354,11 @@ def tracking_page_get(*, tenant: Tenant, token: str, now: datetime) -> TrackingP
             scan_time(shipment.last_scan_at, shipment.last_scan_time_zone) if shipment else None
         ),
         lines=lines,
-        exceptions=tuple((exc, exception_plain_words(exc)) for exc in exceptions),
+        exceptions=tuple(
+            (exc, message)
+            for exc in exceptions
+            if (message := customer_message(exc.kind, exc.reason)) is not None
+        ),
         label_ready=bool(shipment and shipment.label_state == "ready" and shipment.label_file),
         label_pending=label_state == "pending",
         label_failed=label_state == "failed",

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,7 +26,7 @@ from celery import current_app
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import DataError, IntegrityError, transaction
+from django.db import DataError, IntegrityError, connection, models, transaction
 from django.db.models import F, Q, Sum
 from django.template.loader import render_to_string
 from django.utils import translation
@@ -40,6 +40,7 @@ from rma.carriers import is_known_carrier, normalize_tracking_number
 from rma.importers.shopify import ExportFileError, ParsedOrder, RowIssue, open_export, read_orders
 from rma.models import (
     Customer,
+    ExceptionKind,
     ExceptionState,
     LabelState,
     Milestone,
@@ -59,11 +60,24 @@ from rma.models import (
     RmaSequence,
     Shipment,
     ShipmentDirection,
+    SlaPolicy,
+    SlaTransitRoute,
 )
 from rma.money import format_amount, quantize
 from rma.orders import KNOWN_CURRENCIES, OrderData, OrderLineData, refunded_units
 from rma.photos import MAX_PHOTOS_PER_LINE, ProcessedPhoto
 from rma.selectors import order_eligibility
+from rma.sla import (
+    BusinessCalendar,
+    ReturnClock,
+    ReturnDueTimes,
+    ShipmentClock,
+    ShipmentDueTimes,
+    SlaTargets,
+    return_due_times,
+    shipment_due_times,
+    transit_business_days,
+)
 from rma.states import (
     CLOSED_STATUSES,
     PARCEL_RANK,
@@ -79,6 +93,7 @@ log = logging.getLogger(__name__)
 
 DISPATCH_MILESTONE_TASK = "returns_portal.dispatch_milestone"
 NOTIFICATION_SEND_TASK = "rma.notification_send"
+DUE_TIMES_RECOMPUTE_TASK = "returns_portal.due_times_recompute"  # issue 5
 
 
 class TenantMismatch(ValueError):
@@ -258,13 +273,16 @@ def exception_open(
     detail: str = "",
     condition_key: str = "",
     priority: int | None = None,
+    due_at: datetime | None = None,
 ) -> ExceptionResult:
     """Open an exception, or update the open one's reason in place.
 
     One open exception per (return, shipment, kind) is enforced by a database
     constraint; a concurrent opener loses the insert and gets the existing row.
     An exception resolved by staff for the same `condition_key` is not
-    reopened (returns `ExceptionResult(None, False, False)`).
+    reopened (returns `ExceptionResult(None, False, False)`). `due_at` is when
+    the missed target was due or the problem began (default `opened_at`); the
+    staff queue lists the oldest first.
     """
     ensure_same_tenant(tenant, return_request, shipment)
     scope = ReturnException.objects.filter(
@@ -297,6 +315,7 @@ def exception_open(
                 detail=detail,
                 condition_key=condition_key,
                 opened_at=opened_at,
+                due_at=due_at or opened_at,
                 created_at=opened_at,
                 updated_at=opened_at,
                 **({"priority": priority} if priority is not None else {}),
@@ -382,6 +401,9 @@ REFUND_SUMMARY_FIELDS = frozenset(
         "refund_estimate_to",
         "refund_estimate_text",
         "refund_rule_snapshot",
+        # The expected refund: the exception queue's "value at risk" (issue 5).
+        "expected_refund_amount",
+        "expected_refund_currency",
     }
 )
 
@@ -2118,3 +2140,482 @@ def return_outcome_close(
     return_request.status = locked.status
     return_request.closed_at = locked.closed_at
     return True
+
+
+# Due times (issue 5). Detection reads these columns through partial indexes
+# (STYLE.md "Background work"); these services keep them current. Rules:
+# `rma.sla.shipment_due_times` / `return_due_times`; refunds keep
+# `Refund.refund_due_at` with `refunds.due_times.refund_due_times_refresh`.
+# Lock order, as in ingest: shipment rows (by pk), then the return row.
+# --------------------------------------------------------------------------
+#: Shipment statuses that mean the carrier has scanned the parcel (DESIGN.md section 5).
+SCANNED_STATUSES = frozenset({"accepted", "in_transit", "out_for_delivery", "delivered"})
+#: Parcel milestones that mean the parcel reached the return centre.
+ARRIVED_MILESTONES = frozenset({"delivered", "received", "inspected"})
+
+
+def sla_policy_for(tenant_id: int) -> SlaPolicy:
+    """The tenant's SLA policy; an unsaved one with the DESIGN.md section 6 defaults if missing."""
+    policy = SlaPolicy.objects.filter(tenant_id=tenant_id).first()
+    return policy if policy is not None else SlaPolicy(tenant_id=tenant_id)
+
+
+def sla_targets(policy: SlaPolicy) -> SlaTargets:
+    """The policy's targets as the pure `rma.sla.SlaTargets` (hours elapsed, business days)."""
+    return SlaTargets(
+        first_scan_hours=policy.first_scan_hours,
+        transit_domestic_business_days=policy.transit_domestic_business_days,
+        transit_international_business_days=policy.transit_international_business_days,
+        checkin_hours=policy.checkin_hours,
+        inspection_hours=policy.inspection_hours,
+        refund_business_days=policy.refund_business_days,
+        no_movement_days=policy.no_movement_days,
+        claimed_dropoff_scan_hours=policy.claimed_dropoff_scan_hours,
+    )
+
+
+def business_calendar_for(return_request: ReturnRequest) -> BusinessCalendar:
+    """The return's business-day calendar (DESIGN.md section 6): its return centre's
+    zone, country and subdivision; else the tenant's default return centre's; else
+    the tenant's own."""
+    centre = return_request.return_centre
+    if centre is None:
+        centre = ReturnCentre.objects.filter(
+            tenant_id=return_request.tenant_id, is_default=True
+        ).first()
+    if centre is not None:
+        return BusinessCalendar(
+            time_zone=centre.time_zone, country=centre.country, subdivision=centre.subdivision
+        )
+    tenant = return_request.tenant
+    return BusinessCalendar(
+        time_zone=tenant.time_zone, country=tenant.country, subdivision=tenant.subdivision
+    )
+
+
+def _milestones_of(return_request: ReturnRequest) -> dict[str, tuple[datetime, str]]:
+    """`{name: (reached_at, source)}` of the return's reached milestones."""
+    rows = Milestone.objects.filter(
+        tenant_id=return_request.tenant_id, return_request_id=return_request.pk
+    ).values_list("name", "reached_at", "source")
+    return {name: (at, source) for name, at, source in rows}
+
+
+def shipment_clock(
+    shipment: Shipment, milestones: dict[str, tuple[datetime, str]], *, return_open: bool
+) -> ShipmentClock:
+    """The facts `rma.sla.shipment_due_times` needs, from a shipment and its return's milestones.
+
+    - label time: the return's `label_created` milestone for the primary inbound
+      shipment, else the shipment's `created_at` (when we got the number);
+    - first scan: the return's `first_scan` milestone for the primary inbound
+      shipment, else `shipped_at` (ingest sets it to the first carrier scan),
+      else, when the status shows a scan or `last_scan_at` is set, the
+      earliest of `last_scan_at` / `status_at` / `last_event_at` we have;
+    - delivered: status `delivered`, or (primary) a delivered/received/inspected milestone.
+    """
+    inbound = shipment.direction == ShipmentDirection.INBOUND
+    primary = inbound and shipment.is_primary
+    label_at = shipment.created_at
+    if primary and "label_created" in milestones:
+        label_at = milestones["label_created"][0]
+    first_scan_at = None
+    if primary and "first_scan" in milestones:
+        first_scan_at = milestones["first_scan"][0]
+    elif shipment.shipped_at is not None:
+        first_scan_at = shipment.shipped_at
+    elif shipment.status in SCANNED_STATUSES or shipment.last_scan_at is not None:
+        known = [
+            t
+            for t in (shipment.last_scan_at, shipment.status_at, shipment.last_event_at)
+            if t is not None
+        ]
+        first_scan_at = min(known) if known else shipment.updated_at
+    delivered = shipment.status == "delivered" or (
+        primary and bool(ARRIVED_MILESTONES & milestones.keys())
+    )
+    return ShipmentClock(
+        label_created_at=label_at,
+        first_scan_at=first_scan_at,
+        last_event_at=shipment.last_event_at,
+        delivered=delivered,
+        active=inbound and return_open,
+    )
+
+
+def transit_routes_of(tenant_id: int) -> dict[tuple[str, str], int]:
+    """The tenant's transit routes as `{(origin, destination): business days}`."""
+    return {
+        (origin.upper(), destination.upper()): days
+        for origin, destination, days in SlaTransitRoute.objects.filter(
+            tenant_id=tenant_id
+        ).values_list("origin_country", "destination_country", "business_days")
+    }
+
+
+@transaction.atomic
+def shipment_due_times_refresh(*, shipment: Shipment, now: datetime) -> ShipmentDueTimes:
+    """Recompute and store `first_scan_due_at`, `next_event_due_at`, `transit_due_at`.
+
+    **Ingest calls this** after it changes a shipment's status, `last_event_at`,
+    `last_scan_at` or `shipped_at` (and after `milestone_reach`), in the same
+    transaction. Rules: `rma.sla.shipment_due_times` (label + 72 h while no
+    first scan; last event + no-movement days once scanned and not delivered;
+    first scan + transit business days on the return centre's calendar while
+    not delivered); the route's days come from `SlaTransitRoute` (origin: the
+    shipment's `origin_country`, else the order's shipping country;
+    destination: the shipment's `destination_country`, else the calendar's
+    country), else the policy's domestic/international default. Nothing is due
+    for an outbound shipment or on a closed return.
+
+    Locks the shipment row first (so it computes from committed facts), then
+    reads the milestones. Idempotent; writes only when a value changes.
+    `now` is the caller's clock: due times depend on stored instants only.
+    Returns the stored due times (UTC).
+    """
+    row = (
+        Shipment.objects.select_for_update(of=("self",))
+        .select_related("return_request__return_centre", "return_request__order", "tenant")
+        .get(pk=shipment.pk, tenant_id=shipment.tenant_id)
+    )
+    rr = row.return_request
+    policy = sla_policy_for(row.tenant_id)
+    targets = sla_targets(policy)
+    calendar = business_calendar_for(rr)
+    clock = shipment_clock(row, _milestones_of(rr), return_open=rr.closed_at is None)
+    days = transit_business_days(
+        origin_country=row.origin_country or rr.order.shipping_country,
+        destination_country=row.destination_country,
+        home_country=calendar.country,
+        routes=transit_routes_of(row.tenant_id) if clock.first_scan_at else {},
+        targets=targets,
+    )
+    due = shipment_due_times(clock, targets=targets, calendar=calendar, transit_business_days=days)
+    changes = {
+        name: getattr(due, name)
+        for name in ("first_scan_due_at", "next_event_due_at", "transit_due_at")
+        if getattr(row, name) != getattr(due, name)
+    }
+    if changes:
+        Shipment.objects.filter(pk=row.pk, tenant_id=row.tenant_id).update(**changes)
+    for name in ("first_scan_due_at", "next_event_due_at", "transit_due_at"):
+        setattr(shipment, name, getattr(due, name))
+    return due
+
+
+@transaction.atomic
+def return_due_times_refresh(*, return_request: ReturnRequest, now: datetime) -> ReturnDueTimes:
+    """Recompute and store the return's `checkin_due_at`, `inspection_due_at` and
+    `dropoff_scan_due_at` (rules: `rma.sla.return_due_times`: delivered + 24 h while
+    not received; received + 48 h while not inspected; the customer's drop-off
+    claim + 24 h while no carrier scan; nothing on a closed return).
+
+    Locks the return row (callers inside `milestone_reach`'s transaction already
+    hold it). Idempotent; writes only when a value changes. Returns the due
+    times (UTC). Does not touch shipments: see `return_clock_refresh`.
+    """
+    locked = (
+        ReturnRequest.objects.select_for_update(of=("self",))
+        .select_related("tenant")
+        .get(pk=return_request.pk, tenant_id=return_request.tenant_id)
+    )
+    milestones = _milestones_of(locked)
+    claimed_at = locked.customer_dropoff_claimed_at
+    if claimed_at is None and milestones.get("dropped_off", (None, ""))[1] == "customer":
+        claimed_at = milestones["dropped_off"][0]
+    scanned = "first_scan" in milestones or (
+        "dropped_off" in milestones and milestones["dropped_off"][1] == "carrier"
+    )
+    if not scanned:
+        scanned = (
+            Shipment.objects.filter(
+                tenant_id=locked.tenant_id,
+                return_request_id=locked.pk,
+                direction=ShipmentDirection.INBOUND,
+            )
+            .filter(Q(status__in=SCANNED_STATUSES) | Q(last_scan_at__isnull=False))
+            .exists()
+        )
+    clock = ReturnClock(
+        is_open=locked.closed_at is None,
+        delivered_at=milestones.get("delivered", (None, ""))[0],
+        received_at=milestones.get("received", (None, ""))[0],
+        inspected="inspected" in milestones,
+        first_scan=scanned,
+        dropoff_claimed_at=claimed_at,
+    )
+    due = return_due_times(clock, targets=sla_targets(sla_policy_for(locked.tenant_id)))
+    names = ("checkin_due_at", "inspection_due_at", "dropoff_scan_due_at")
+    changes = {n: getattr(due, n) for n in names if getattr(locked, n) != getattr(due, n)}
+    if changes:
+        ReturnRequest.objects.filter(pk=locked.pk, tenant_id=locked.tenant_id).update(**changes)
+    for name in names:
+        setattr(return_request, name, getattr(due, name))
+    return due
+
+
+@transaction.atomic
+def return_clock_refresh(*, return_request: ReturnRequest, now: datetime) -> None:
+    """Refresh every due column of a return: its shipments (by pk), then the return.
+
+    The milestone reaction in `returns_portal/workflows.py` calls this on every
+    milestone's first reach (refunds refresh their own `refund_due_at`).
+    """
+    for shipment in Shipment.objects.filter(
+        tenant_id=return_request.tenant_id, return_request_id=return_request.pk
+    ).order_by("pk"):
+        shipment_due_times_refresh(shipment=shipment, now=now)
+    return_due_times_refresh(return_request=return_request, now=now)
+
+
+# --------------------------------------------------------------------------
+# Exceptions in bulk (issue 5): the set-based writers detection uses. With
+# `exception_open` / `exception_resolve` these are the only writers.
+# --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ExceptionCandidate:
+    """A condition that holds for one (return, shipment) of a tenant.
+
+    `due_at` is when the missed target was due (or the problem began) and,
+    with `reason`, identifies the condition: a staff-resolved exception with the
+    same `(due_at, reason)` is not reopened.
+    """
+
+    tenant_id: int
+    return_request_id: int
+    shipment_id: int | None
+    due_at: datetime
+    reason: str = ""
+    detail: str = ""
+
+
+def exception_condition_key(kind: str, due_at: datetime, reason: str = "") -> str:
+    """`<kind>:<due instant, UTC Z>[:<reason>]`, e.g. `no_first_scan:2026-11-12T10:00:00Z`."""
+    stamp = due_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{kind}:{stamp}" + (f":{reason}" if reason else "")
+
+
+def _check_candidate_tenants(candidates: Sequence[ExceptionCandidate]) -> None:
+    """Raise `TenantMismatch` unless every candidate's return and shipment are its tenant's."""
+    expected = {c.return_request_id: c.tenant_id for c in candidates}
+    for pk, tenant_id in ReturnRequest.objects.filter(pk__in=expected).values_list(
+        "pk", "tenant_id"
+    ):
+        if expected[pk] != tenant_id:
+            raise TenantMismatch(f"return {pk} belongs to tenant {tenant_id}")
+    shipments = {c.shipment_id: c for c in candidates if c.shipment_id is not None}
+    for pk, tenant_id, rid in Shipment.objects.filter(pk__in=shipments).values_list(
+        "pk", "tenant_id", "return_request_id"
+    ):
+        c = shipments[pk]
+        if c.tenant_id != tenant_id or c.return_request_id != rid:
+            raise TenantMismatch(f"shipment {pk} is not of return {c.return_request_id}")
+
+
+@transaction.atomic
+def exceptions_open_bulk(
+    *, kind: str, candidates: Sequence[ExceptionCandidate], opened_at: datetime
+) -> list[int]:
+    """Open one `kind` exception per candidate; returns the ids this call opened.
+
+    Skips a candidate whose (return, shipment) already has an open `kind`
+    exception, or a staff-resolved one for the same condition (`due_at` and
+    `reason`); then `bulk_create(ignore_conflicts=True)` against the one-open
+    constraint, so a concurrent opener changes nothing. Every row gets
+    `condition_key` from `exception_condition_key`. Raises `TenantMismatch` when a
+    candidate's return or shipment is another tenant's. Intended batch size:
+    up to a few thousand candidates (one query per kind of check).
+    """
+    ExceptionKind(kind)
+    if not candidates:
+        return []
+    _check_candidate_tenants(candidates)
+    return_ids = {c.return_request_id for c in candidates}
+    open_keys: set[tuple[int, int]] = set()
+    staff_keys: set[tuple[int, int, datetime | None, str]] = set()
+    for rid, sid, state, due, reason in (
+        ReturnException.objects.filter(return_request_id__in=return_ids, kind=kind)
+        .filter(Q(state=ExceptionState.OPEN) | Q(resolved_by_staff=True))
+        .values_list("return_request_id", "shipment_id", "state", "due_at", "reason")
+    ):
+        if state == ExceptionState.OPEN:
+            open_keys.add((rid, sid or 0))
+        else:
+            staff_keys.add((rid, sid or 0, due, reason))
+    rows: list[ReturnException] = []
+    for c in candidates:
+        key = (c.return_request_id, c.shipment_id or 0)
+        if key in open_keys or (*key, c.due_at, c.reason) in staff_keys:
+            continue
+        open_keys.add(key)
+        rows.append(
+            ReturnException(
+                tenant_id=c.tenant_id,
+                return_request_id=c.return_request_id,
+                shipment_id=c.shipment_id,
+                kind=kind,
+                reason=c.reason[:100],
+                detail=c.detail[:500],
+                condition_key=exception_condition_key(kind, c.due_at, c.reason)[:100],
+                due_at=c.due_at,
+                opened_at=opened_at,
+                created_at=opened_at,
+                updated_at=opened_at,
+            )
+        )
+    if not rows:
+        return []
+    ReturnException.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
+    # ignore_conflicts returns no ids: read back the open rows we just wrote
+    # (same kind, key and opened_at; a concurrent opener's row differs in time).
+    wanted = {(r.return_request_id, r.shipment_id or 0) for r in rows}
+    opened = ReturnException.objects.filter(
+        return_request_id__in={r.return_request_id for r in rows},
+        kind=kind,
+        state=ExceptionState.OPEN,
+        opened_at=opened_at,
+    ).values_list("pk", "return_request_id", "shipment_id")
+    return sorted(pk for pk, rid, sid in opened if (rid, sid or 0) in wanted)
+
+
+def _condition_key_sql(vendor: str, due: str, reason: str) -> str:
+    """SQL for `exception_condition_key(kind, due, reason)`; the kind is the one `%s` param.
+
+    PostgreSQL formats the timestamptz in UTC with `to_char`; SQLite stores UTC
+    text, formatted with `strftime` (`%%` because the SQL goes through params).
+    """
+    if vendor == "postgresql":
+        stamp = f"""to_char({due} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"""
+    elif vendor == "sqlite":
+        stamp = f"strftime('%%Y-%%m-%%dT%%H:%%M:%%SZ', {due})"
+    else:
+        raise NotImplementedError(f"condition keys in SQL for {vendor}")
+    suffix = f"CASE WHEN {reason} <> '' THEN ':' || {reason} ELSE '' END"
+    return f"substr(%s || ':' || {stamp} || {suffix}, 1, 100)"
+
+
+#: The candidate columns `exceptions_open_from_query` reads (see `rma.detection`).
+CANDIDATE_COLUMNS = ("x_tenant_id", "x_return_id", "x_shipment_id", "x_due", "x_reason", "x_detail")
+
+
+@transaction.atomic
+def exceptions_open_from_query(
+    *, kind: str, candidates: models.QuerySet, opened_at: datetime, limit: int
+) -> list[int]:
+    """Open a `kind` exception for each of the first `limit` rows (by primary key) of
+    `candidates`, in one `INSERT ... SELECT ... ON CONFLICT DO NOTHING RETURNING id`;
+    returns the ids this statement inserted.
+
+    `candidates` is a queryset annotated with `CANDIDATE_COLUMNS` (tenant, return,
+    shipment or null, `due_at`, reason, detail), normally `rma.detection.pending_candidates`,
+    which already leaves out rows with an open exception of the kind or a
+    staff-resolved one for the same condition. The rows come from one table row
+    each, so return, shipment and tenant agree by construction. The one-open
+    constraint makes a concurrent or repeated opener insert nothing. Every other
+    column gets its model default; `condition_key` is `exception_condition_key`'s.
+    PostgreSQL and SQLite (3.35+).
+    """
+    ExceptionKind(kind)
+    inner = (
+        candidates.annotate(x_tenant_id=F("tenant_id"))
+        .order_by("pk")
+        .values_list(*CANDIDATE_COLUMNS)[:limit]
+    )
+    inner_sql, inner_params = inner.query.sql_with_params()
+    vendor = connection.vendor
+    stamp = connection.ops.adapt_datetimefield_value(opened_at)
+    given: dict[str, tuple[str, list[Any]]] = {
+        "tenant_id": ("c.x_tenant_id", []),
+        "return_request_id": ("c.x_return_id", []),
+        "shipment_id": ("c.x_shipment_id", []),
+        "kind": ("%s", [kind]),
+        "state": ("%s", [ExceptionState.OPEN.value]),
+        "reason": ("substr(c.x_reason, 1, 100)", []),
+        "detail": ("substr(c.x_detail, 1, 500)", []),
+        "condition_key": (_condition_key_sql(vendor, "c.x_due", "c.x_reason"), [kind]),
+        "due_at": ("c.x_due", []),
+        "opened_at": ("%s", [stamp]),
+        "created_at": ("%s", [stamp]),
+        "updated_at": ("%s", [stamp]),
+    }
+    columns, exprs, params = [], [], []
+    for model_field in ReturnException._meta.concrete_fields:
+        if model_field.primary_key:
+            continue
+        columns.append(connection.ops.quote_name(model_field.column))
+        if model_field.column in given:
+            expr, expr_params = given[model_field.column]
+        else:
+            expr, expr_params = (
+                "%s",
+                [model_field.get_db_prep_save(model_field.get_default(), connection)],
+            )
+        exprs.append(expr)
+        params.extend(expr_params)
+    table = connection.ops.quote_name(ReturnException._meta.db_table)
+    sql = (
+        f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 (names from the model)
+        f"SELECT {', '.join(exprs)} FROM ({inner_sql}) AS c WHERE 1 = 1 "
+        "ON CONFLICT DO NOTHING RETURNING id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, *inner_params])
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+@transaction.atomic
+def exceptions_resolve_bulk(
+    *, exception_ids: Sequence[int], resolution_code: str, resolved_at: datetime
+) -> int:
+    """Resolve the open ones among `exception_ids` automatically (condition cleared).
+
+    `resolution_code` says why, `auto:<why>` (e.g. `auto:first_scan`). Not
+    marked as staff-resolved, so the condition may open a new exception if it
+    comes back. Returns how many this call resolved (already resolved: skipped).
+    """
+    if not exception_ids:
+        return 0
+    return ReturnException.objects.filter(
+        pk__in=list(exception_ids), state=ExceptionState.OPEN
+    ).update(
+        state=ExceptionState.RESOLVED,
+        resolved_at=resolved_at,
+        resolution_code=resolution_code[:50],
+        resolved_by_staff=False,
+        updated_at=resolved_at,
+    )
+
+
+@dataclass(frozen=True)
+class ExceptionChange:
+    """A new reason and/or condition instant for an open exception (updated in place)."""
+
+    exception_id: int
+    reason: str
+    due_at: datetime
+
+
+@transaction.atomic
+def exceptions_update_bulk(*, kind: str, changes: Sequence[ExceptionChange], now: datetime) -> int:
+    """Update open `kind` exceptions in place: reason, `due_at` and `condition_key`
+    (a carrier exception whose reason changed stays the same exception, DESIGN.md
+    section 5). Returns how many rows changed."""
+    if not changes:
+        return 0
+    by_id = {c.exception_id: c for c in changes}
+    rows = list(
+        ReturnException.objects.filter(pk__in=by_id, kind=kind, state=ExceptionState.OPEN).only(
+            "pk", "reason", "due_at", "condition_key"
+        )
+    )
+    changed = []
+    for row in rows:
+        c = by_id[row.pk]
+        key = exception_condition_key(kind, c.due_at, c.reason)[:100]
+        if (row.reason, row.due_at, row.condition_key) != (c.reason, c.due_at, key):
+            row.reason, row.due_at, row.condition_key, row.updated_at = c.reason, c.due_at, key, now
+            changed.append(row)
+    ReturnException.objects.bulk_update(
+        changed, ["reason", "due_at", "condition_key", "updated_at"], batch_size=1000
+    )
+    return len(changed)

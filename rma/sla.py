@@ -152,6 +152,7 @@ class SlaTargets:
     inspection_hours: int = 48
     refund_business_days: int = 1
     no_movement_days: int = 5
+    claimed_dropoff_scan_hours: int = 24
 
 
 def first_scan_due(label_created_at: datetime, targets: SlaTargets) -> datetime:
@@ -198,3 +199,158 @@ def refund_due(approved_at: datetime, targets: SlaTargets, calendar: BusinessCal
 def no_movement_due(last_event_at: datetime, targets: SlaTargets) -> datetime:
     """When "no movement" is raised: last event + `no_movement_days` x 24 h elapsed."""
     return due_after_days(last_event_at, targets.no_movement_days)
+
+
+# --------------------------------------------------------------------------
+# Which due times apply (issue 5). Pure: the services in `rma.services` load
+# the facts, call these and write the due columns that detection reads.
+# --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ShipmentClock:
+    """The facts a shipment's due times depend on (aware instants).
+
+    - `label_created_at`: when the label was bought or the number given.
+    - `first_scan_at`: the first carrier scan (None while there is none).
+    - `last_event_at`: the latest carrier event of any status.
+    - `delivered`: the parcel reached the return centre (carrier or check-in).
+    - `active`: an inbound parcel of an open return (nothing is due otherwise).
+    """
+
+    label_created_at: datetime | None
+    first_scan_at: datetime | None
+    last_event_at: datetime | None
+    delivered: bool
+    active: bool
+
+
+@dataclass(frozen=True)
+class ShipmentDueTimes:
+    first_scan_due_at: datetime | None
+    next_event_due_at: datetime | None
+    transit_due_at: datetime | None
+
+
+def shipment_due_times(
+    clock: ShipmentClock,
+    *,
+    targets: SlaTargets,
+    calendar: BusinessCalendar,
+    transit_business_days: int,
+) -> ShipmentDueTimes:
+    """A shipment's due times (UTC), or None where nothing is due:
+
+    - `first_scan_due_at`: label + `first_scan_hours` elapsed, while no first scan;
+    - `next_event_due_at`: latest of (last event, first scan) + `no_movement_days`
+      x 24 h elapsed, once scanned and while not delivered ("no movement" is about
+      a parcel that was moving; before the first scan `no_first_scan` covers it);
+    - `transit_due_at`: first scan + `transit_business_days` business days on
+      `calendar`, while not delivered.
+
+    Source: MISSION "SLA targets per step" and "Exceptions, caught early";
+    DESIGN.md section 6.
+    """
+    if not clock.active or clock.delivered:
+        return ShipmentDueTimes(None, None, None)
+    if clock.first_scan_at is None:
+        first_scan = (
+            first_scan_due(clock.label_created_at, targets) if clock.label_created_at else None
+        )
+        return ShipmentDueTimes(first_scan, None, None)
+    moved_at = max(t for t in (clock.first_scan_at, clock.last_event_at) if t is not None)
+    return ShipmentDueTimes(
+        first_scan_due_at=None,
+        next_event_due_at=no_movement_due(moved_at, targets),
+        transit_due_at=add_business_days(clock.first_scan_at, transit_business_days, calendar),
+    )
+
+
+@dataclass(frozen=True)
+class ReturnClock:
+    """The facts a return's own due times depend on (aware instants).
+
+    `dropoff_claimed_at` is the customer's "I've dropped it off" (the return's
+    `customer_dropoff_claimed_at`, else a `dropped_off` milestone of source
+    `customer`); `first_scan` is whether any carrier scan (or a later parcel
+    milestone) is known.
+    """
+
+    is_open: bool
+    delivered_at: datetime | None
+    received_at: datetime | None
+    inspected: bool
+    first_scan: bool
+    dropoff_claimed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ReturnDueTimes:
+    checkin_due_at: datetime | None
+    inspection_due_at: datetime | None
+    dropoff_scan_due_at: datetime | None
+
+
+def return_due_times(clock: ReturnClock, *, targets: SlaTargets) -> ReturnDueTimes:
+    """A return's due times (UTC), or None where nothing is due:
+
+    - `checkin_due_at`: delivered + `checkin_hours` elapsed, while not received;
+    - `inspection_due_at`: received + `inspection_hours` elapsed, while not inspected;
+    - `dropoff_scan_due_at`: the customer's drop-off claim + `claimed_dropoff_scan_hours`
+      elapsed, while no carrier scan is known.
+
+    Nothing is due on a closed return. Source: MISSION "SLA targets per step"
+    (check-in within 24 h of delivery, inspection within 24-48 h) and
+    "Exceptions, caught early" (customer says dropped off, carrier shows nothing).
+    """
+    if not clock.is_open:
+        return ReturnDueTimes(None, None, None)
+    checkin = (
+        checkin_due(clock.delivered_at, targets)
+        if clock.delivered_at is not None and clock.received_at is None
+        else None
+    )
+    inspection = (
+        inspection_due(clock.received_at, targets)
+        if clock.received_at is not None and not clock.inspected
+        else None
+    )
+    dropoff = None
+    if (
+        clock.dropoff_claimed_at is not None
+        and not clock.first_scan
+        and clock.delivered_at is None
+        and clock.received_at is None
+    ):
+        dropoff = due_after_hours(clock.dropoff_claimed_at, targets.claimed_dropoff_scan_hours)
+    return ReturnDueTimes(checkin, inspection, dropoff)
+
+
+def transit_business_days(
+    *,
+    origin_country: str,
+    destination_country: str,
+    home_country: str,
+    routes: dict[tuple[str, str], int],
+    targets: SlaTargets,
+) -> int:
+    """Business days allowed in transit for one route.
+
+    `routes` maps `(origin, destination)` to days; origin `""` matches any
+    origin. An exact `(origin, destination)` route wins, then `("",
+    destination)`, then the policy default: domestic when the origin is the
+    return centre's country (`home_country`) or unknown, else international.
+    Countries are ISO 3166-1 alpha-2, compared upper-cased; an empty
+    destination means the return centre's country.
+    """
+    origin = (origin_country or "").upper()
+    home = (home_country or "").upper()
+    destination = (destination_country or "").upper() or home
+    if origin and (origin, destination) in routes:
+        return routes[(origin, destination)]
+    if ("", destination) in routes:
+        return routes[("", destination)]
+    domestic = not origin or origin == home
+    return (
+        targets.transit_domestic_business_days
+        if domestic
+        else targets.transit_international_business_days
+    )

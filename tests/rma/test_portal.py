@@ -451,7 +451,7 @@ def test_tracking_page_shows_open_exceptions_and_refund_estimate_in_plain_words(
         refund_estimate_text="Refund expected by 14 November.",
     )
     body = client.get(f"/r/{rr.token}/", HTTP_HOST=HOST).content.decode()
-    assert "The carrier hasn&#x27;t scanned your parcel yet." in body
-    assert "couldn&#x27;t deliver it on the first attempt" in body
+    assert "The carrier has not scanned your parcel yet." in body
+    assert "The carrier reported a failed delivery attempt. We are looking into it." in body
     assert "Refund expected by 14 November." in body
     assert "Refund approved. Your bank may take 1-3 days." in body

@@ -225,6 +225,14 @@ def test_admin_can_change_own_sla_policy_with_history(client, world, tenant_admi
         "inspection_hours": 48,
         "refund_business_days": 1,
         "no_movement_days": 6,
+        # issue 5: alerts, loyalty, escalation and the (empty) transit-route inline
+        "claimed_dropoff_scan_hours": 24,
+        "alert_no_scan": "on",
+        "loyal_min_orders": 3,
+        "loyal_tags": "vip",
+        "auto_escalate_after_hours": 48,
+        "transit_routes-TOTAL_FORMS": 0,
+        "transit_routes-INITIAL_FORMS": 0,
     }
     response = login(client, tenant_admin).post(
         f"/admin/rma/slapolicy/{policy.pk}/change/", data, HTTP_HOST=A_HOST
