@@ -191,6 +191,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 # double fire does nothing (returns_portal/tasks.py).
 CELERY_BEAT_SCHEDULE = {
     "outbox-sweep": {"task": "returns_portal.outbox_sweep", "schedule": timedelta(minutes=1)},
+    "poll-carriers": {"task": "tracking.poll_due", "schedule": timedelta(minutes=1)},
 }
 OUTBOX_SWEEP_AFTER = timedelta(minutes=2)
 

@@ -12,11 +12,12 @@ from django.utils import timezone
 from returns_portal import workflows
 from returns_portal.tenancy.leases import job_lease
 from rma import outbox as rma_outbox
+from tracking import outbox as tracking_outbox
 
 log = logging.getLogger(__name__)
 
 #: Each app's `owed(now=, older_than=)`: what it still owes, as (task name, args).
-OUTBOX_SOURCES = [rma_outbox.owed]
+OUTBOX_SOURCES = [rma_outbox.owed, tracking_outbox.owed]
 
 
 @shared_task(name="returns_portal.dispatch_milestone")

@@ -9,4 +9,5 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("returns_portal.api.urls")),
+    path("webhooks/", include("tracking.urls")),
 ]

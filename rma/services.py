@@ -424,3 +424,14 @@ def return_hooks_run_created(return_request: ReturnRequest, *, now: datetime) ->
     """Run the registered "return created" hooks (e.g. refunds creates the `Refund`)
     inside the creating transaction. See `rma.hooks`."""
     hooks.run_return_created(return_request, now=now)
+
+
+def shipment_hooks_run_created(shipment: Shipment, *, now: datetime) -> None:
+    """Run the registered "shipment created" hooks inside the creating transaction.
+
+    Every code path that creates a `Shipment` (portal label, API `shipment`,
+    `POST /returns/<rma>/shipments/`) calls this right after the insert:
+    tracking attaches events it kept for the number, flags the number's check
+    digit and schedules the first poll. See `rma.hooks`.
+    """
+    hooks.run_shipment_created(shipment, now=now)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from returns_portal.api.tracking_events import TrackingEventsView
+
 app_name = "api"
 
 urlpatterns = [
@@ -20,4 +22,5 @@ urlpatterns = [
         ),
         name="docs",
     ),
+    path("tracking-events/", TrackingEventsView.as_view(), name="tracking-events"),
 ]
