@@ -132,6 +132,7 @@ def milestone_reach(
     now: datetime,
     precision: str = Precision.SECOND,
     actor: str = "",
+    refine_same_source: bool = False,
 ) -> MilestoneResult:
     """Record that `return_request` reached milestone `name` at `reached_at`.
 
@@ -144,6 +145,13 @@ def milestone_reach(
     closing is `return_close`'s job.
 
     Lock order: the return row, then its milestone rows.
+
+    `refine_same_source` (tracking passes it for carrier readings): a stored
+    reading of the same source with precision `date` takes the new reading
+    even when it is later. A date-only event counts at the later of its local
+    day start and the latest timed event of a lower stage (DESIGN.md section
+    5), so it moves as that source's other events arrive; the source's
+    derivation over all its events is the better reading. Nothing fires again.
     """
     ensure_same_tenant(tenant, return_request)
     MilestoneName(name)
@@ -151,7 +159,13 @@ def milestone_reach(
     locked = ReturnRequest.objects.select_for_update().get(pk=return_request.pk, tenant=tenant)
     existing = Milestone.objects.filter(tenant=tenant, return_request=locked, name=name).first()
     if existing is not None:
-        if not _replaces(existing, reached_at=reached_at, source=source):
+        refined = (
+            refine_same_source
+            and existing.source == source
+            and existing.precision == Precision.DATE
+            and (existing.reached_at, existing.precision) != (reached_at, precision)
+        )
+        if not refined and not _replaces(existing, reached_at=reached_at, source=source):
             return MilestoneResult(existing, created=False, moved=False)
         Milestone.objects.filter(pk=existing.pk).update(
             reached_at=reached_at,

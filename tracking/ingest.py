@@ -527,6 +527,7 @@ def shipment_tracking_recompute(
                 source="carrier",
                 precision=reach.precision,
                 now=now,
+                refine_same_source=True,
             )
     return status
 
