@@ -20,7 +20,7 @@ import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
@@ -45,6 +45,7 @@ from tracking.normalize import (
     SCAN_STATUSES,
     NormalizedEvent,
     ShipmentStatus,
+    classify,
     dedupe_key,
     derive_milestones,
     normalize_result,
@@ -393,6 +394,20 @@ def _row(
     )
 
 
+def storage_key(ev: NormalizedEvent) -> str:
+    """The event's dedupe key as stored: `tracking.normalize.dedupe_key` of the
+    event normalized by the carrier's mapping alone. A tenant override changes
+    the stored status, never the key, so an event first stored as `unknown`
+    (and re-normalized later) or read again after an override is still the
+    same event."""
+    if not ev.overridden:
+        return dedupe_key(ev)
+    status, reason, key, code, _forced = classify(ev.raw, carrier=ev.carrier)
+    return dedupe_key(
+        replace(ev, status=status, exception_reason=reason, mapping_key=key, lookup_code=code)
+    )
+
+
 def _store_and_recompute(
     *,
     tenant: Tenant,
@@ -407,7 +422,7 @@ def _store_and_recompute(
     for unit in units:
         for ev in unit.events:
             total += 1
-            keyed.setdefault(dedupe_key(ev), ev)
+            keyed.setdefault(storage_key(ev), ev)
     existing = (
         set(
             TrackingEvent.objects.filter(

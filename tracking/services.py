@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
@@ -37,7 +36,7 @@ from tracking.models import (
     TrackingEvent,
     UnmatchedTrackingNumber,
 )
-from tracking.normalize import classify, dedupe_key
+from tracking.normalize import classify
 from tracking.selectors import (
     normalized_from_row,
     pollable_providers,
@@ -221,9 +220,9 @@ def status_overrides_apply(
     """Re-normalize the tenant's stored `unknown` events with its overrides
     (optionally one provider / code) and recompute the shipments touched.
 
-    Only `unknown` events change (DESIGN.md section 5); each keeps its row,
-    gets the new status, reason and dedupe key (a row whose new key already
-    exists on its shipment is dropped as the duplicate it now is). Returns
+    Only `unknown` events change (DESIGN.md section 5); each keeps its row
+    and its dedupe key (keys are computed without overrides,
+    `tracking.ingest.storage_key`) and gets the new status and reason. Returns
     the number of events re-normalized. Locks the touched shipments by
     primary key before writing.
     """
@@ -254,29 +253,13 @@ def status_overrides_apply(
             )
             if status == "unknown":
                 continue
-            new = replace(
-                ev,
+            TrackingEvent.objects.filter(pk=row.pk).update(
                 status=status,
-                exception_reason=reason,
-                mapping_key=key,
-                lookup_code=code,
+                exception_reason=reason or "",
+                mapping_key=key or "",
+                lookup_code=code or row.lookup_code,
                 overridden=forced,
             )
-            new_key = dedupe_key(new)
-            if (
-                TrackingEvent.objects.filter(tenant=tenant, shipment=shipment, dedupe_key=new_key)
-                .exclude(pk=row.pk)
-                .exists()
-            ):
-                row.delete()
-            else:
-                TrackingEvent.objects.filter(pk=row.pk).update(
-                    status=status,
-                    exception_reason=reason or "",
-                    mapping_key=key or "",
-                    overridden=forced,
-                    dedupe_key=new_key,
-                )
             changed += 1
             touched = True
         if touched:
