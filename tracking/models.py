@@ -113,7 +113,6 @@ class RawPayload(TenantOwned):
                 fields=["tenant", "provider", "body_sha256", "received_at"],
                 name="rawpayload_digest",
             ),
-            models.Index(fields=["tenant", "source", "received_at"], name="rawpayload_source"),
             models.Index(
                 fields=["received_at"],
                 condition=Q(state="received", verified_at__isnull=False),

@@ -46,12 +46,35 @@ def carrier_account_credentials(account: CarrierAccount) -> Credentials:
     )
 
 
+#: Process-local cache of decrypted webhook secrets: (tenant id, provider) ->
+#: (monotonic expiry, secret or None). Saves a query and a decryption per
+#: delivery; `carrier_account_save` clears it in its own process, other
+#: processes see a rotated secret within `WEBHOOK_SECRET_TTL` seconds.
+_secret_cache: dict[tuple[int, str], tuple[float, str | None]] = {}
+WEBHOOK_SECRET_TTL = 30.0
+
+
+def webhook_secret_cache_clear() -> None:
+    _secret_cache.clear()
+
+
 def webhook_secret_get(*, tenant: Tenant | int, provider: str) -> str | None:
-    """The decrypted webhook secret of the tenant's active `provider` account, or None."""
-    account = carrier_account_get(tenant=tenant, carrier=provider)
-    if account is None or not account.webhook_secret_encrypted:
-        return None
-    return crypto.decrypt(account.webhook_secret_encrypted)
+    """The decrypted webhook secret of the tenant's active `provider` account,
+    or None (cached per process for `WEBHOOK_SECRET_TTL` seconds)."""
+    import time
+
+    tenant_id = tenant if isinstance(tenant, int) else tenant.pk
+    key = (tenant_id, provider)
+    hit = _secret_cache.get(key)
+    now = time.monotonic()
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    account = carrier_account_get(tenant=tenant_id, carrier=provider)
+    secret = None
+    if account is not None and account.webhook_secret_encrypted:
+        secret = crypto.decrypt(account.webhook_secret_encrypted)
+    _secret_cache[key] = (now + WEBHOOK_SECRET_TTL, secret)
+    return secret
 
 
 def pollable_providers(*, tenant: Tenant | int) -> set[str]:

@@ -41,6 +41,7 @@ from tracking.selectors import (
     normalized_from_row,
     pollable_providers,
     status_overrides_for,
+    webhook_secret_cache_clear,
 )
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,8 @@ def carrier_account_save(
         account.name = name[:100]
     account.updated_at = now
     account.save()
+    transaction.on_commit(webhook_secret_cache_clear)
+    webhook_secret_cache_clear()
     if account.is_active:
         _poll_schedule_unscheduled(tenant=tenant, provider=carrier, now=now)
     return account

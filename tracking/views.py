@@ -34,9 +34,15 @@ def webhook(request: HttpRequest, provider: str, tenant_slug: str) -> JsonRespon
     host_tenant = getattr(request, "tenant", None)
     if provider not in codes():
         return _not_found()
-    tenant = Tenant.objects.filter(slug=tenant_slug, is_active=True).first()
-    if tenant is None or (host_tenant is not None and host_tenant.pk != tenant.pk):
-        return _not_found()
+    if host_tenant is not None:
+        # On a tenant host the path must name that tenant.
+        if host_tenant.slug != tenant_slug:
+            return _not_found()
+        tenant = host_tenant
+    else:
+        tenant = Tenant.objects.filter(slug=tenant_slug, is_active=True).first()
+        if tenant is None:
+            return _not_found()
     try:
         body = request.body
     except RequestDataTooBig:

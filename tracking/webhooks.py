@@ -3,8 +3,11 @@ process from the outbox (DESIGN.md sections 8 and 10; carriers/NOTES.md 3).
 
 `webhook_receive` is what `POST /webhooks/<provider>/<tenant_slug>/` does:
 
-1. The raw delivery is stored and committed first (`RawPayload`, source
-   `webhook`, state `received`, not yet verified), whatever follows.
+1. Every delivery is stored (`RawPayload`, source `webhook`: the raw bytes,
+   a header subset, the decision) in one transaction committed before the
+   answer: accepted, rejected, or hitting a bug in a verifier or parser
+   (then `internal`, answered 503 so the provider retries). Nothing is
+   acknowledged unstored and no delivery is dropped.
 2. The tenant's webhook secret for the provider (`CarrierAccount`) is
    required; the adapter verifies the signature on the raw bytes in constant
    time (EasyPost `X-Hmac-Signature` with the NFKD-normalized secret,
@@ -16,8 +19,8 @@ process from the outbox (DESIGN.md sections 8 and 10; carriers/NOTES.md 3).
    `TRACKING_WEBHOOK_MAX_AGE` (72 h) or more than 5 minutes ahead: 400,
    `rejected` (`stale`).
 4. Duplicates: the provider's event id is unique per (tenant, provider)
-   forever; where a provider signs no timestamp, a body whose SHA-256 was
-   already accepted within `TRACKING_WEBHOOK_REPLAY_WINDOW` (72 h) is a replay.
+   forever; a delivery without an event id whose body SHA-256 was already
+   accepted within `TRACKING_WEBHOOK_REPLAY_WINDOW` (72 h) is a replay.
    Both answer 200 `{"status": "duplicate"}` (a provider retry must stop) and
    are stored `rejected` (`duplicate`, `duplicate_of`), not processed.
 5. The body must parse with the adapter: else 400 with the reason, stored
@@ -31,7 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -45,8 +48,7 @@ from tracking.carriers.registry import get_adapter
 from tracking.ingest import (
     IngestError,
     IngestResult,
-    raw_payload_reject,
-    raw_payload_store,
+    headers_subset,
     tracking_events_ingest,
 )
 from tracking.models import PayloadSource, PayloadState, RawPayload
@@ -96,6 +98,7 @@ def _signed_time(provider: str, body: bytes, signed_at: datetime | None) -> date
     return None
 
 
+@transaction.atomic
 def webhook_receive(
     *,
     tenant: Tenant,
@@ -107,88 +110,138 @@ def webhook_receive(
 ) -> WebhookAnswer:
     """Store, verify and accept one delivery (module docstring). Never raises
     for bad input; raises only when the database fails (the view answers 503).
-    Raises KeyError for an unknown provider (checked by the view first)."""
+    Raises KeyError for an unknown provider (checked by the view first).
+
+    One transaction, one commit, one row per delivery: the row holding the raw
+    bytes also records the decision, and nothing is answered before it is
+    committed. So every delivery that gets an answer is stored, whether it was
+    accepted, rejected or hit a bug in a verifier or parser (stored with
+    `error_code="internal"` and answered 503 so the provider retries). The
+    processing task is enqueued on commit.
+    """
     adapter = get_adapter(provider)
-    delivery = raw_payload_store(
+    content_type = headers.get("content-type", "") or headers.get("Content-Type", "")
+    delivery = RawPayload(
         tenant=tenant,
         provider=provider,
-        body=body,
         source=PayloadSource.WEBHOOK,
-        now=now,
-        content_type=headers.get("content-type", "") or headers.get("Content-Type", ""),
-        headers=headers,
-        verified=False,
+        body=bytes(body),
+        body_sha256=hashlib.sha256(body).hexdigest(),
+        content_type=content_type[:100],
+        headers=headers_subset(headers),
+        received_at=now,
     )
 
-    def reject(code: str, reason: str, status: int) -> WebhookAnswer:
-        raw_payload_reject(payload=delivery, code=code, error=reason, now=now)
+    def store(**fields: object) -> None:
+        for name, value in fields.items():
+            setattr(delivery, name, value)
+        delivery.save(force_insert=True)
+
+    def reject(code: str, reason: str, status: int, **fields: object) -> WebhookAnswer:
+        store(
+            state=PayloadState.REJECTED,
+            error_code=code,
+            error=reason[:500],
+            processed_at=now,
+            **fields,
+        )
         return WebhookAnswer(status, {"status": "rejected", "reason": reason}, delivery.pk)
 
-    secret = webhook_secret_get(tenant=tenant, provider=provider)
-    if not secret:
-        return reject("secret", f"no {provider} webhook secret is configured for this tenant", 401)
     try:
-        verification = adapter.verify_webhook(
-            headers=headers, body=body, secret=secret, now=now, query=query or {}
+        secret = webhook_secret_get(tenant=tenant, provider=provider)
+        if not secret:
+            return reject(
+                "secret", f"no {provider} webhook secret is configured for this tenant", 401
+            )
+        try:
+            verification = adapter.verify_webhook(
+                headers=headers, body=body, secret=secret, now=now, query=query or {}
+            )
+        except WebhookVerificationError as exc:
+            return reject("signature", str(exc), 401)
+        signed_at = _signed_time(provider, body, verification.signed_at)
+        if signed_at is not None and (now - signed_at > max_age() or signed_at - now > MAX_SKEW):
+            return reject(
+                "stale", f"delivery signed at {signed_at.isoformat()} is outside the window", 400
+            )
+        event_id = (verification.event_id or "")[:200]
+        verified = {"verified_at": now, "signed_at": signed_at}
+        if not event_id:
+            # No id to de-duplicate on: our own replay window on the body digest.
+            replayed = (
+                RawPayload.objects.filter(
+                    tenant=tenant,
+                    provider=provider,
+                    body_sha256=delivery.body_sha256,
+                    received_at__gte=now - replay_window(),
+                    verified_at__isnull=False,
+                    state__in=[PayloadState.RECEIVED, PayloadState.PROCESSED, PayloadState.FAILED],
+                )
+                .order_by("pk")
+                .first()
+            )
+            if replayed is not None:
+                return _duplicate(
+                    store, delivery, replayed, now, "the same body was accepted recently", verified
+                )
+        parse_error = None
+        try:
+            adapter.parse(body, now=now)
+        except PayloadError as exc:
+            parse_error = str(exc)
+        except Exception as exc:  # an adapter bug must not answer 500; keep it for replay
+            log.exception("%s adapter crashed parsing a delivery for %s", provider, tenant.slug)
+            parse_error = f"could not parse: {type(exc).__name__}"
+    except Exception as exc:
+        log.exception("verifying a %s delivery for %s failed", provider, tenant.slug)
+        store(
+            state=PayloadState.REJECTED,
+            error_code="internal",
+            error=f"{type(exc).__name__}: {exc}"[:500],
+            processed_at=now,
         )
-    except WebhookVerificationError as exc:
-        return reject("signature", str(exc), 401)
-    signed_at = _signed_time(provider, body, verification.signed_at)
-    if signed_at is not None and (now - signed_at > max_age() or signed_at - now > MAX_SKEW):
-        return reject(
-            "stale", f"delivery signed at {signed_at.isoformat()} is outside the window", 400
-        )
+        return WebhookAnswer(503, {"status": "error", "reason": "retry later"}, delivery.pk)
 
-    event_id = (verification.event_id or "")[:200]
+    # The provider's id is unique per (tenant, provider) forever: a retry (same
+    # id) loses the insert race or meets the committed row.
     try:
         with transaction.atomic():
-            RawPayload.objects.filter(pk=delivery.pk).update(
-                verified_at=now, signed_at=signed_at, event_id=event_id
-            )
+            if parse_error is not None:
+                answer = reject("payload", parse_error, 400, event_id=event_id, **verified)
+            else:
+                store(event_id=event_id, **verified)
+                answer = WebhookAnswer(
+                    200, {"status": "accepted", "delivery": delivery.pk}, delivery.pk
+                )
     except IntegrityError:
+        delivery.pk = None
         first = RawPayload.objects.filter(
             tenant=tenant, provider=provider, event_id=event_id
         ).first()
-        return _duplicate(delivery, first, now, f"event id {event_id} already received")
-    delivery.verified_at, delivery.event_id = now, event_id
-
-    replayed = (
-        RawPayload.objects.filter(
-            tenant=tenant,
-            provider=provider,
-            body_sha256=delivery.body_sha256,
-            received_at__gte=now - replay_window(),
-            verified_at__isnull=False,
-            state__in=[PayloadState.RECEIVED, PayloadState.PROCESSED, PayloadState.FAILED],
+        return _duplicate(
+            store, delivery, first, now, f"event id {event_id} already received", verified
         )
-        .exclude(pk=delivery.pk)
-        .order_by("pk")
-        .first()
-    )
-    if replayed is not None:
-        return _duplicate(delivery, replayed, now, "the same body was accepted recently")
-
-    try:
-        adapter.parse(body, now=now)
-    except PayloadError as exc:
-        return reject("payload", str(exc), 400)
-    except Exception as exc:  # an adapter bug must not answer 500; keep it for replay
-        log.exception("%s adapter crashed parsing delivery %s", provider, delivery.pk)
-        return reject("payload", f"could not parse: {type(exc).__name__}", 400)
-
-    enqueue_on_commit(PAYLOAD_PROCESS_TASK, delivery.pk, tenant.pk)
-    return WebhookAnswer(200, {"status": "accepted", "delivery": delivery.pk}, delivery.pk)
+    if answer.status_code == 200:
+        enqueue_on_commit(PAYLOAD_PROCESS_TASK, delivery.pk, tenant.pk)
+    return answer
 
 
 def _duplicate(
-    delivery: RawPayload, first: RawPayload | None, now: datetime, reason: str
+    store: Callable[..., None],
+    delivery: RawPayload,
+    first: RawPayload | None,
+    now: datetime,
+    reason: str,
+    verified: Mapping[str, object],
 ) -> WebhookAnswer:
-    RawPayload.objects.filter(pk=delivery.pk).update(
+    store(
         state=PayloadState.REJECTED,
         error_code="duplicate",
         error=reason[:500],
         duplicate_of=first,
         processed_at=now,
+        event_id="",
+        **verified,
     )
     return WebhookAnswer(
         200,

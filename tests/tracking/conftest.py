@@ -16,7 +16,12 @@ TEST_FERNET_KEY = "1b3jE3bPz9yX5W8kq0rFvQ2sT4uV6wX8yZ0aB2cD4eE="
 
 @pytest.fixture(autouse=True)
 def _field_encryption_keys(settings):
+    from tracking.selectors import webhook_secret_cache_clear
+
     settings.FIELD_ENCRYPTION_KEYS = [TEST_FERNET_KEY]
+    webhook_secret_cache_clear()
+    yield
+    webhook_secret_cache_clear()
 
 
 def corpus_or_skip() -> Path:

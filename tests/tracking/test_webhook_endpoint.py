@@ -378,3 +378,20 @@ def test_webhook_lost_task_is_swept_and_replay_command_processes_received(
     # replaying again is idempotent, by id
     call_command("replay_webhooks", "--id", str(delivery_id))
     assert json.loads(capsys.readouterr().out.strip())["stored"] == 0
+
+
+def test_webhook_verifier_bug_keeps_the_delivery_and_answers_503(
+    client, tenant, accounts, monkeypatch
+):
+    from tracking.carriers.registry import get_adapter
+
+    def crash(**kwargs):
+        raise ZeroDivisionError("verifier bug")
+
+    monkeypatch.setattr(get_adapter("aftership"), "verify_webhook", crash)
+    body = aftership_body("e-crash", int(NOW.timestamp()))
+    with time_machine.travel(NOW, tick=False):
+        response = post(client, "/webhooks/aftership/acme/", body, HTTP_AFTERSHIP_HMAC_SHA256="x")
+    assert response.status_code == 503
+    delivery = RawPayload.objects.get()
+    assert (delivery.error_code, bytes(delivery.body)) == ("internal", body)

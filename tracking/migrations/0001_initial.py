@@ -207,10 +207,6 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='rawpayload',
-            index=models.Index(fields=['tenant', 'source', 'received_at'], name='rawpayload_source'),
-        ),
-        migrations.AddIndex(
-            model_name='rawpayload',
             index=models.Index(condition=models.Q(('state', 'received'), ('verified_at__isnull', False)), fields=['received_at'], name='rawpayload_outbox'),
         ),
         migrations.AddConstraint(
