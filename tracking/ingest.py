@@ -28,7 +28,7 @@ from django.db.models import F
 
 from returns_portal.tenancy.models import Tenant
 from rma import services as rma_services
-from rma.models import Shipment, ShipmentDirection
+from rma.models import Milestone, Shipment, ShipmentDirection
 from tracking.carriers.base import PayloadError, TrackingResult
 from tracking.carriers.registry import get_adapter
 from tracking.matching import Candidate, Unit, assign
@@ -43,6 +43,7 @@ from tracking.models import (
 from tracking.normalize import (
     NON_BEARING,
     SCAN_STATUSES,
+    MilestoneReach,
     NormalizedEvent,
     ShipmentStatus,
     classify,
@@ -295,7 +296,8 @@ def tracking_results_ingest(
     numbers = sorted(units_by_number)
     shipments = (
         list(
-            Shipment.objects.select_for_update()
+            Shipment.objects.select_for_update(of=("self",))
+            .select_related("return_request")
             .filter(tenant=tenant, tracking_number__in=numbers)
             .order_by("pk")
         )
@@ -304,6 +306,7 @@ def tracking_results_ingest(
     )
     by_number: dict[str, list[Shipment]] = defaultdict(list)
     for s in shipments:
+        s.tenant = tenant  # the same row: saves a lazy load per shipment
         by_number[canonical_number(s.tracking_number)].append(s)
     shipment_by_id = {s.pk: s for s in shipments}
 
@@ -530,9 +533,19 @@ def shipment_tracking_recompute(
     if shipment.direction == ShipmentDirection.INBOUND and events:
         milestones = derive_milestones(events)
         return_request = shipment.return_request
-        for name in CARRIER_MILESTONES:
+        stored = {
+            m.name: m
+            for m in Milestone.objects.filter(
+                tenant_id=shipment.tenant_id,
+                return_request_id=shipment.return_request_id,
+                name__in=CARRIER_MILESTONES,
+            )
+        }
+        # Furthest first: the return's status moves once, straight to the
+        # furthest milestone the events show (one audit row, not four).
+        for name in reversed(CARRIER_MILESTONES):
             reach = getattr(milestones, name)
-            if reach is None:
+            if reach is None or not _milestone_changes(stored.get(name), reach):
                 continue
             rma_services.milestone_reach(
                 tenant=shipment.tenant,
@@ -545,6 +558,20 @@ def shipment_tracking_recompute(
                 refine_same_source=True,
             )
     return status
+
+
+def _milestone_changes(existing: Milestone | None, reach: MilestoneReach) -> bool:
+    """Whether `milestone_reach` would write anything for this carrier reading
+    (a read-only pre-check that saves its locks when nothing changes; the
+    rules stay `milestone_reach`'s)."""
+    if existing is None or existing.source != "carrier":
+        return True
+    if reach.instant < existing.reached_at:
+        return True
+    return existing.precision == "date" and (existing.reached_at, existing.precision) != (
+        reach.instant,
+        reach.precision,
+    )
 
 
 def tracking_number_check(carrier: str, number: str) -> str:

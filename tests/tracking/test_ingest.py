@@ -406,3 +406,27 @@ def test_status_override_validation(tenant):
         status_override_save(
             tenant=tenant, carrier="pigeon", raw_code="X", status="accepted", now=NOW
         )
+
+
+def test_ingest_runs_a_bounded_number_of_queries(tenant, django_assert_max_num_queries):
+    make_shipment(tenant, UPS_NUMBER, carrier="ups", provider="easypost")
+    body = easypost_tracker(
+        UPS_NUMBER,
+        [
+            ("pre_transit", None, "2026-11-10T10:00:00Z"),
+            ("in_transit", "received_at_origin_facility", "2026-11-10T18:00:00Z"),
+            ("in_transit", None, "2026-11-11T18:00:00Z"),
+            ("delivered", None, "2026-11-12T18:00:00Z"),
+        ],
+    )
+    # first reach of four milestones (the return's status moves once)
+    with django_assert_max_num_queries(40):
+        ingest(tenant, body, provider="easypost")
+    # a repeat: nothing new to store, nothing to reach
+    with django_assert_max_num_queries(12):
+        ingest(tenant, body, provider="easypost")
+    from rma.models import ReturnStatusChange
+
+    assert list(ReturnStatusChange.objects.values_list("from_status", "to_status")) == [
+        ("requested", "delivered")
+    ]
