@@ -33,7 +33,6 @@ from tracking.carriers.base import PayloadError, TrackingResult
 from tracking.carriers.registry import get_adapter
 from tracking.matching import Candidate, Unit, assign
 from tracking.models import (
-    PayloadSource,
     PayloadState,
     RawPayload,
     TrackingEvent,
@@ -631,10 +630,11 @@ def _unmatched_touch(row: UnmatchedTrackingNumber, now: datetime) -> None:
 __all__ = [
     "IngestError",
     "IngestResult",
-    "PayloadSource",
     "ShipmentOutcome",
+    "canonical_number",
     "raw_payload_store",
     "shipment_tracking_recompute",
+    "storage_key",
     "tracking_events_ingest",
     "tracking_number_check",
     "tracking_results_ingest",
