@@ -195,6 +195,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "returns_portal.detect_exceptions",
         "schedule": timedelta(minutes=5),
     },
+    "poll-carriers": {"task": "tracking.poll_due", "schedule": timedelta(minutes=1)},
 }
 OUTBOX_SWEEP_AFTER = timedelta(minutes=2)
 

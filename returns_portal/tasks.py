@@ -13,11 +13,12 @@ from refunds import outbox as refunds_outbox
 from returns_portal import workflows
 from returns_portal.tenancy.leases import job_lease
 from rma import outbox as rma_outbox
+from tracking import outbox as tracking_outbox
 
 log = logging.getLogger(__name__)
 
 #: Each app's `owed(now=, older_than=)`: what it still owes, as (task name, args).
-OUTBOX_SOURCES = [rma_outbox.owed]
+OUTBOX_SOURCES = [rma_outbox.owed, tracking_outbox.owed]
 # --- refunds issue: approved/stale-issuing refunds and exception holds ---
 OUTBOX_SOURCES.append(refunds_outbox.owed)
 

@@ -18,5 +18,6 @@ urlpatterns = [
     path("staff/check-in/", warehouse_views.checkin_page, name="warehouse-checkin"),
     path("staff/inspect/", warehouse_views.inspection_page, name="warehouse-inspect"),
     path("staff/restock.csv", warehouse_views.restock_csv, name="warehouse-restock"),
+    path("webhooks/", include("tracking.urls")),
     path("", include("rma.urls")),
 ]

@@ -15,4 +15,5 @@ urlpatterns = [
     path(
         "webhooks/stripe/<slug:tenant_slug>/", refund_webhooks.stripe_webhook, name="stripe-webhook"
     ),
+    path("webhooks/", include("tracking.urls")),
 ]

@@ -176,6 +176,7 @@ def milestone_reach(
     now: datetime,
     precision: str = Precision.SECOND,
     actor: str = "",
+    refine_same_source: bool = False,
 ) -> MilestoneResult:
     """Record that `return_request` reached milestone `name` at `reached_at`.
 
@@ -188,6 +189,13 @@ def milestone_reach(
     closing is `return_close`'s job.
 
     Lock order: the return row, then its milestone rows.
+
+    `refine_same_source` (tracking passes it for carrier readings): a stored
+    reading of the same source with precision `date` takes the new reading
+    even when it is later. A date-only event counts at the later of its local
+    day start and the latest timed event of a lower stage (DESIGN.md section
+    5), so it moves as that source's other events arrive; the source's
+    derivation over all its events is the better reading. Nothing fires again.
     """
     ensure_same_tenant(tenant, return_request)
     MilestoneName(name)
@@ -199,7 +207,13 @@ def milestone_reach(
     )
     existing = Milestone.objects.filter(tenant=tenant, return_request=locked, name=name).first()
     if existing is not None:
-        if not _replaces(existing, reached_at=reached_at, source=source):
+        refined = (
+            refine_same_source
+            and existing.source == source
+            and existing.precision == Precision.DATE
+            and (existing.reached_at, existing.precision) != (reached_at, precision)
+        )
+        if not refined and not _replaces(existing, reached_at=reached_at, source=source):
             return MilestoneResult(existing, created=False, moved=False)
         Milestone.objects.filter(pk=existing.pk).update(
             reached_at=reached_at,
@@ -2619,3 +2633,14 @@ def exceptions_update_bulk(*, kind: str, changes: Sequence[ExceptionChange], now
         changed, ["reason", "due_at", "condition_key", "updated_at"], batch_size=1000
     )
     return len(changed)
+
+
+def shipment_hooks_run_created(shipment: Shipment, *, now: datetime) -> None:
+    """Run the registered "shipment created" hooks inside the creating transaction.
+
+    Every code path that creates a `Shipment` (portal label, API `shipment`,
+    `POST /returns/<rma>/shipments/`) calls this right after the insert:
+    tracking attaches events it kept for the number, flags the number's check
+    digit and schedules the first poll. See `rma.hooks`.
+    """
+    hooks.run_shipment_created(shipment, now=now)

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from returns_portal.api import views
 from returns_portal.api import warehouse as warehouse_api
+from returns_portal.api.tracking_events import TrackingEventsView
 
 app_name = "api"
 
@@ -50,4 +51,5 @@ urlpatterns = [
         warehouse_api.ExchangeView.as_view(),
         name="return-exchange",
     ),
+    path("tracking-events/", TrackingEventsView.as_view(), name="tracking-events"),
 ]

@@ -35,6 +35,8 @@ from .base import (
 
 class Adapter(CarrierAdapter):
     code = "aftership"
+    poll_batch_size = 50  # AfterShip Tracking API: 10 requests/s per key
+    poll_calls_per_minute = 300
     name = "AfterShip"
     aggregator = True
     mapping = "aftership"

@@ -303,6 +303,11 @@ class CarrierAdapter:
     aggregator: ClassVar[bool] = False
     mapping: ClassVar[str | None] = None
     tracking_url_template: ClassVar[str | None] = None
+    #: Polling limits used by ``tracking.polling``: numbers per ``fetch`` call
+    #: and ``fetch`` calls per minute per tenant account (the carrier's
+    #: published API limits where known; conservative defaults otherwise).
+    poll_batch_size: ClassVar[int] = 10
+    poll_calls_per_minute: ClassVar[int] = 30
 
     def tracking_url(self, number: str) -> str | None:
         """Public tracking page for a number, or None if the carrier has none."""

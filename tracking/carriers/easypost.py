@@ -35,6 +35,8 @@ SIGNATURE_PREFIX = "hmac-sha256-hex="
 
 class Adapter(CarrierAdapter):
     code = "easypost"
+    poll_batch_size = 100  # EasyPost GET /v2/trackers pages of up to 100
+    poll_calls_per_minute = 60
     name = "EasyPost"
     aggregator = True
     mapping = "easypost"

@@ -43,6 +43,8 @@ def fedex_check_digit(number: str) -> bool | None:
 
 class Adapter(CarrierAdapter):
     code = "fedex"
+    poll_batch_size = 30  # FedEx Track API: up to 30 numbers per request
+    poll_calls_per_minute = 60
     name = "FedEx"
     home_zone = None
     mapping = "fedex"

@@ -49,6 +49,8 @@ def _split_location(text: str | None) -> object:
 
 class Adapter(CarrierAdapter):
     code = "karrio"
+    poll_batch_size = 50  # karrio server /v1/trackers
+    poll_calls_per_minute = 60
     name = "karrio"
     aggregator = True
     mapping = "karrio"
