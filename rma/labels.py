@@ -91,6 +91,9 @@ class LabelRequest:
     ship_from: LabelAddress
     ship_to: LabelAddress
     pickup_window: tuple[datetime, datetime] | None = None
+    #: When the label is bought (aware UTC): carriers that encode the label time
+    #: in the number (the sandbox) use it rather than their own clock.
+    requested_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,7 @@ def label_provider_for(carrier: str) -> LabelProvider | None:
     return _providers.get((carrier or "").strip().lower())
 
 
-def label_request_build(*, shipment: Shipment) -> LabelRequest:
+def label_request_build(*, shipment: Shipment, now: datetime | None = None) -> LabelRequest:
     """The provider's input for `shipment` (reads the return, order, tenant, return centre)."""
     rr = shipment.return_request
     order = rr.order
@@ -187,6 +190,7 @@ def label_request_build(*, shipment: Shipment) -> LabelRequest:
         ship_from=ship_from,
         ship_to=ship_to,
         pickup_window=window,
+        requested_at=now,
     )
 
 
@@ -239,7 +243,9 @@ def label_purchase(
     if provider is None:
         outcome = LabelOutcome.failed(f"no label provider for carrier {shipment.carrier!r}")
     else:
-        outcome = _call_with_deadline(provider, label_request_build(shipment=shipment), timeout)
+        outcome = _call_with_deadline(
+            provider, label_request_build(shipment=shipment, now=now), timeout
+        )
     shipment_label_store(shipment=shipment, outcome=outcome, now=now)
     return outcome
 

@@ -1666,7 +1666,7 @@ def _return_write(
     )
     if shipment is not None:
         carrier = shipment.carrier.strip().lower()
-        Shipment.objects.create(
+        given = Shipment.objects.create(
             tenant=tenant,
             return_request=rr,
             carrier=carrier,
@@ -1684,6 +1684,7 @@ def _return_write(
             source=MilestoneSource.API,
             now=now,
         )
+        shipment_hooks_run_created(given, now=now)
     else:
         carrier = (policy.label_carrier or "sandbox").strip().lower()
         Shipment.objects.create(
@@ -1759,6 +1760,9 @@ def shipment_label_store(*, shipment: Shipment, outcome: Any, now: datetime) -> 
             source=MilestoneSource.SYSTEM,
             now=now,
         )
+        # The shipment has its number now: tracking schedules its first poll.
+        shipment.refresh_from_db()
+        shipment_hooks_run_created(shipment, now=now)
     elif outcome.status == LabelStatus.FAILED:
         pending.update(
             label_state=LabelState.FAILED, label_error=outcome.reason[:500], updated_at=now
@@ -1915,6 +1919,7 @@ def shipment_attach(
         source=source,
         now=now,
     )
+    shipment_hooks_run_created(created, now=now)
     return created, True
 
 

@@ -51,7 +51,12 @@ from rma.models import (
     Shipment,
     ShipmentDirection,
 )
-from rma.services import ensure_same_tenant, exception_open, milestone_reach
+from rma.services import (
+    ensure_same_tenant,
+    exception_open,
+    milestone_reach,
+    shipment_hooks_run_created,
+)
 from rma.states import CLOSED_STATUSES, MilestoneName, MilestoneSource
 
 
@@ -484,6 +489,7 @@ def outbound_shipment_create(
         created_at=now,
         updated_at=now,
     )
+    shipment_hooks_run_created(shipment, now=now)
     return shipment, True
 
 

@@ -25,12 +25,15 @@ def sandbox_label_provider(request, *, timeout: float):  # type: ignore[no-untyp
     The adapter takes plain strings (it imports no app); this wraps its answer
     as a `LabelOutcome`. The sandbox answers at once, so `timeout` is unused.
     """
+    from datetime import UTC, datetime
+
     from rma.labels import LabelOutcome
     from tracking.carriers.sandbox_labels import CARRIER_CODE, sandbox_label_create
 
     label = sandbox_label_create(
         tenant_slug=request.tenant_slug,
         rma_number=request.rma_number,
+        label_at=request.requested_at or datetime.now(UTC),
         reference=f"{request.rma_number} / {request.order_number}",
         ship_from=request.ship_from.printed(),
         ship_to=request.ship_to.printed(),

@@ -528,6 +528,7 @@ def shipment_tracking_recompute(
         fields["next_poll_at"] = None
     if fields:
         rma_services.shipment_summary_update(shipment=shipment, now=now, **fields)
+    changed = bool(fields)
 
     if shipment.direction == ShipmentDirection.INBOUND and events:
         milestones = derive_milestones(events)
@@ -556,6 +557,11 @@ def shipment_tracking_recompute(
                 now=now,
                 refine_same_source=True,
             )
+            changed = True
+    if changed:
+        # The SLA clock follows the facts: no-first-scan, no-movement and transit
+        # due times (rma.sla) depend only on the status, events and milestones stored.
+        rma_services.shipment_due_times_refresh(shipment=shipment, now=now)
     return status
 
 

@@ -25,7 +25,7 @@ from rma.models import (
 )
 from rma.services import exception_open, milestone_reach, return_refund_summary_update
 from tests.portal_helpers import NOW, jpeg_bytes, order_with_lines, svg_bytes, upload
-from tracking.carriers.sandbox_labels import sandbox_tracking_number
+from tracking.carriers.sandbox_labels import sandbox_label_number
 
 pytestmark = pytest.mark.django_db
 HOST = "acme.localhost"
@@ -104,7 +104,7 @@ def test_create_return_json_buys_the_sandbox_label(client, tenant, key, frozen):
     assert data["rma_number"] == "RMA-100001" and data["status"] == "label_created"
     assert data["tracking_url"] == f"http://acme.localhost:8000/r/{data['token']}/"
     assert data["label_url"] == f"http://acme.localhost:8000/r/{data['token']}/label.pdf"
-    number = sandbox_tracking_number(tenant_slug="acme", rma_number="RMA-100001")
+    number = sandbox_label_number(tenant_slug="acme", rma_number="RMA-100001", label_at=NOW)
     assert data["shipment"]["tracking_number"] == number
     assert data["shipment"]["label_state"] == "ready" and data["shipment"]["carrier"] == "sandbox"
     assert [m["name"] for m in data["milestones"]] == [

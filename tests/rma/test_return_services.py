@@ -37,7 +37,8 @@ from rma.services import (
 from tests.conftest import require_postgres
 from tests.factories import ReturnLineFactory
 from tests.portal_helpers import NOW, jpeg_bytes, order_with_lines, upload
-from tracking.carriers.sandbox_labels import sandbox_number_is_valid, sandbox_tracking_number
+from tracking.carriers import sandbox
+from tracking.carriers.sandbox_labels import sandbox_label_number
 
 pytestmark = pytest.mark.django_db
 
@@ -277,8 +278,9 @@ def test_sandbox_label_purchase_stores_pdf_number_and_reaches_label_created(tena
     outcome = labels.label_purchase(shipment=shipment, timeout=5, now=NOW)
     assert outcome.status == "ready"
     shipment.refresh_from_db()
-    expected = sandbox_tracking_number(tenant_slug="acme", rma_number=rr.rma_number)
-    assert shipment.tracking_number == expected and sandbox_number_is_valid(expected)
+    expected = sandbox_label_number(tenant_slug="acme", rma_number=rr.rma_number, label_at=NOW)
+    assert shipment.tracking_number == expected
+    assert sandbox.Adapter().check_digit_valid(expected) is True
     assert shipment.label_state == "ready" and shipment.tracking_provider == "sandbox"
     with default_storage.open(shipment.label_file.name, "rb") as handle:
         pdf = PdfReader(io.BytesIO(handle.read()))

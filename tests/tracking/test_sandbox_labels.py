@@ -1,45 +1,39 @@
-"""The sandbox carrier's labels (tracking/carriers/sandbox_labels.py): real PDFs and
-deterministic `SB` + 10 digits + Luhn check digit numbers."""
+"""The sandbox carrier's labels (tracking/carriers/sandbox_labels.py): real PDFs whose
+numbers are `tracking.carriers.sandbox` numbers encoding the label time."""
 
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime
 
-import pytest
 from pypdf import PdfReader
 
-from tracking.carriers.sandbox_labels import (
-    luhn_check_digit,
-    sandbox_label_create,
-    sandbox_number_is_valid,
-    sandbox_tracking_number,
-)
+from tracking.carriers import sandbox
+from tracking.carriers.sandbox_labels import sandbox_label_create, sandbox_label_number
+
+LABEL_AT = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(
-    ("digits", "check"),
-    [("7992739871", "3"), ("0000000000", "0"), ("1234567890", "3"), ("4992739871", "6")],
-)
-def test_luhn_check_digit_matches_published_examples(digits, check):
-    assert luhn_check_digit(digits) == check
-
-
-def test_numbers_are_deterministic_per_tenant_and_rma_and_self_checking():
-    a = sandbox_tracking_number(tenant_slug="acme", rma_number="RMA-100001")
-    assert a == sandbox_tracking_number(tenant_slug="acme", rma_number="RMA-100001")
-    assert a != sandbox_tracking_number(tenant_slug="acme", rma_number="RMA-100002")
-    assert a != sandbox_tracking_number(tenant_slug="globex", rma_number="RMA-100001")
-    assert len(a) == 13 and a.startswith("SB") and a[2:].isdigit()
-    assert sandbox_number_is_valid(a)
+def test_label_numbers_are_deterministic_self_checking_and_carry_the_label_time():
+    a = sandbox_label_number(tenant_slug="acme", rma_number="RMA-100001", label_at=LABEL_AT)
+    assert a == sandbox_label_number(tenant_slug="acme", rma_number="RMA-100001", label_at=LABEL_AT)
+    assert a != sandbox_label_number(tenant_slug="acme", rma_number="RMA-100002", label_at=LABEL_AT)
+    assert a != sandbox_label_number(
+        tenant_slug="globex", rma_number="RMA-100001", label_at=LABEL_AT
+    )
+    assert len(a) == 17 and a.startswith("SBX") and a[3:].isdigit()
+    adapter = sandbox.Adapter()
+    assert adapter.check_digit_valid(a) is True
     broken = a[:-1] + str((int(a[-1]) + 1) % 10)
-    assert not sandbox_number_is_valid(broken)
-    assert not sandbox_number_is_valid("XX" + a[2:])
+    assert adapter.check_digit_valid(broken) is False
+    assert sandbox.label_time(a) == LABEL_AT
 
 
 def test_label_is_a_one_page_pdf_with_addresses_and_number():
     label = sandbox_label_create(
         tenant_slug="acme",
         rma_number="RMA-100001",
+        label_at=LABEL_AT,
         reference="RMA-100001 / #1001",
         ship_from=["Dana Rivera", "12 Harbor Street", "04101 Portland", "US"],
         ship_to=["Acme returns", "1 Depot Road", "US"],

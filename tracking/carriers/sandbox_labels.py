@@ -4,16 +4,15 @@ Every new tenant buys its labels here until its carriers are configured
 (DESIGN.md section 8). Like every adapter it imports no app: it takes plain
 strings and returns bytes. It never fails and never waits.
 
-- `sandbox_tracking_number(tenant_slug, rma_number)`: `SB` + 10 digits + a
-  mod-10 (Luhn) check digit. The 10 digits are the first 8 bytes of
-  SHA-256(`<tenant slug>:<rma number>`) as an integer, modulo 10^10, so the
-  same return always gets the same number.
+- `sandbox_label_number(tenant_slug, rma_number, label_at)`: a
+  `tracking.carriers.sandbox` number (`SBX` + label minute + serial + Luhn
+  digit), so the scripted scans start at the label's time.
 - `sandbox_label_pdf(...)`: a 4 x 6 inch label (reportlab) with the carrier
   name, sender, the return address (the tenant's default return centre),
   the reference, and a Code 128 barcode of the tracking number.
 
-The scripted scan progression of the sandbox (events answered to polling)
-belongs to the tracking adapters, not to this module.
+The scripted scan progression (events answered to polling) is
+`tracking.carriers.sandbox`; this module only prints labels for its numbers.
 """
 
 from __future__ import annotations
@@ -21,41 +20,30 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import dataclass
+from datetime import datetime
 
 from reportlab.graphics.barcode import code128
 from reportlab.lib.units import inch, mm
 from reportlab.pdfgen import canvas
+
+from tracking.carriers.sandbox import sandbox_tracking_number
 
 CARRIER_CODE = "sandbox"
 CARRIER_NAME = "Sandbox Post"
 LABEL_SIZE = (4 * inch, 6 * inch)
 
 
-def luhn_check_digit(digits: str) -> str:
-    """The mod-10 (Luhn) check digit to append to `digits`."""
-    total = 0
-    for i, char in enumerate(reversed(digits)):
-        value = int(char)
-        if i % 2 == 0:  # positions that get doubled once the check digit is appended
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return str((10 - total % 10) % 10)
+def sandbox_label_number(*, tenant_slug: str, rma_number: str, label_at: datetime) -> str:
+    """The tracking number of a label bought at `label_at` (aware) for this return.
 
-
-def sandbox_tracking_number(*, tenant_slug: str, rma_number: str) -> str:
-    """`SB` + 10 digits + a Luhn check digit, derived from the tenant and RMA number."""
+    It is a `tracking.carriers.sandbox` number, so polling answers the scripted
+    scan progression that starts at `label_at`. The serial is the first 4
+    bytes of SHA-256(`<tenant slug>:<rma number>`) modulo 10^4, so returns
+    spread deterministically over the scripts (its last digit picks one).
+    """
     digest = hashlib.sha256(f"{tenant_slug}:{rma_number}".encode()).digest()
-    body = f"{int.from_bytes(digest[:8], 'big') % 10**10:010d}"
-    return f"SB{body}{luhn_check_digit(body)}"
-
-
-def sandbox_number_is_valid(number: str) -> bool:
-    """True for `SB` + 11 digits whose last digit is the Luhn check digit of the first 10."""
-    if len(number) != 13 or not number.startswith("SB") or not number[2:].isdigit():
-        return False
-    return luhn_check_digit(number[2:12]) == number[12]
+    serial = int.from_bytes(digest[:4], "big") % 10_000
+    return sandbox_tracking_number(label_at=label_at, serial=serial)
 
 
 @dataclass(frozen=True)
@@ -120,12 +108,13 @@ def sandbox_label_create(
     *,
     tenant_slug: str,
     rma_number: str,
+    label_at: datetime,
     reference: str,
     ship_from: list[str],
     ship_to: list[str],
 ) -> SandboxLabel:
-    """Buy a sandbox label: the deterministic number and its PDF. Never fails."""
-    number = sandbox_tracking_number(tenant_slug=tenant_slug, rma_number=rma_number)
+    """Buy a sandbox label at `label_at`: its number and its PDF. Never fails."""
+    number = sandbox_label_number(tenant_slug=tenant_slug, rma_number=rma_number, label_at=label_at)
     return SandboxLabel(
         tracking_number=number,
         pdf=sandbox_label_pdf(
