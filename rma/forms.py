@@ -122,6 +122,14 @@ class ReturnForm(forms.Form):
                 max_length=2000,
                 widget=forms.Textarea(attrs={"rows": 2}),
             )
+            self.fields[f"x_{lid}"] = forms.CharField(
+                label=_("Exchange instead (optional)"),
+                help_text=_(
+                    "The size or colour you want instead, e.g. its SKU. Leave empty for a refund."
+                ),
+                required=False,
+                max_length=255,
+            )
             self.fields[f"p_{lid}"] = MultipleFileField(
                 label=_("Photos"),
                 required=False,
@@ -135,6 +143,7 @@ class ReturnForm(forms.Form):
                     "quantity": self[f"q_{lid}"],
                     "reason": self[f"r_{lid}"],
                     "note": self[f"n_{lid}"],
+                    "exchange": self[f"x_{lid}"],
                     "photos": self[f"p_{lid}"],
                 }
             )
@@ -167,6 +176,10 @@ class ReturnForm(forms.Form):
                             quantity=quantity,
                             reason=self.cleaned_data.get(f"r_{lid}") or "",
                             note=self.cleaned_data.get(f"n_{lid}") or "",
+                            resolution="exchange"
+                            if (self.cleaned_data.get(f"x_{lid}") or "").strip()
+                            else "refund",
+                            exchange_sku=(self.cleaned_data.get(f"x_{lid}") or "").strip(),
                         ),
                         self.cleaned_data.get(f"p_{lid}") or [],
                     )
@@ -188,9 +201,14 @@ class ReturnForm(forms.Form):
         if parts[0] == "lines" and len(parts) == 3 and parts[1].isdigit():
             index = int(parts[1])
             if index < len(line_ids):
-                prefix = {"quantity": "q", "reason": "r", "note": "n", "photos": "p"}.get(
-                    parts[2], "q"
-                )
+                prefix = {
+                    "quantity": "q",
+                    "reason": "r",
+                    "note": "n",
+                    "photos": "p",
+                    "exchange_sku": "x",
+                    "resolution": "x",
+                }.get(parts[2], "q")
                 return f"{prefix}_{line_ids[index]}"
         return {
             "method": "method",

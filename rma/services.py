@@ -43,6 +43,7 @@ from rma.models import (
     ExceptionKind,
     ExceptionState,
     LabelState,
+    LineResolution,
     Milestone,
     Notification,
     NotificationState,
@@ -1202,6 +1203,9 @@ class ReturnLineInput:
     line_id: str = ""
     sku: str = ""
     note: str = ""
+    #: `refund` (default) or `exchange`; an exchange names the wanted variant's SKU.
+    resolution: str = "refund"
+    exchange_sku: str = ""
 
 
 @dataclass(frozen=True)
@@ -1303,6 +1307,28 @@ def _static_refusals(
             refusals.append(
                 Refusal(f"lines.{i}.note", "note_too_long", _("The note is too long."), i)
             )
+        # Customers choose a refund or an exchange for another variant (issue 6);
+        # store credit is a refund method the merchant's rules decide.
+        if line.resolution not in (LineResolution.REFUND, LineResolution.EXCHANGE):
+            refusals.append(
+                Refusal(
+                    f"lines.{i}.resolution",
+                    "invalid_resolution",
+                    _("Choose a refund or an exchange."),
+                    i,
+                )
+            )
+        elif line.resolution == LineResolution.EXCHANGE:
+            wanted = (line.exchange_sku or "").strip()
+            if not wanted or len(wanted) > 255:
+                refusals.append(
+                    Refusal(
+                        f"lines.{i}.exchange_sku",
+                        "exchange_sku_required",
+                        _("Tell us which size or colour you want instead."),
+                        i,
+                    )
+                )
     if method not in ReturnMethod.values:
         refusals.append(Refusal("method", "invalid_method", _("Choose drop-off or pickup.")))
     elif method == ReturnMethod.PICKUP:
@@ -1411,6 +1437,19 @@ def _resolve_lines(
             )
         else:
             seen[ol.pk] = i
+        line = lines[i]
+        if (
+            line.resolution == LineResolution.EXCHANGE
+            and (line.exchange_sku or "").strip().lower() == (ol.sku or "").strip().lower()
+        ):
+            refusals.append(
+                Refusal(
+                    f"lines.{i}.exchange_sku",
+                    "same_variant",
+                    _("Choose a different size or colour than the one you return."),
+                    i,
+                )
+            )
     return resolved, refusals
 
 
@@ -1642,6 +1681,10 @@ def _return_write(
             quantity=line.quantity,
             reason=line.reason,
             note=(line.note or "").strip(),
+            resolution=line.resolution,
+            exchange_sku=(line.exchange_sku or "").strip()
+            if line.resolution == LineResolution.EXCHANGE
+            else "",
         )
         for photo in photos.get(i, []):
             record = ReturnPhoto(

@@ -92,6 +92,8 @@ class ReturnLineIn(serializers.Serializer):
     quantity = serializers.IntegerField(min_value=1, max_value=100_000)
     reason = serializers.CharField(max_length=50)
     note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+    resolution = serializers.ChoiceField(choices=["refund", "exchange"], default="refund")
+    exchange_sku = serializers.CharField(required=False, allow_blank=True, max_length=255)
 
 
 class PickupIn(serializers.Serializer):

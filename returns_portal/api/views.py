@@ -262,6 +262,8 @@ class ReturnListView(APIView):
                         quantity=line["quantity"],
                         reason=line["reason"],
                         note=line.get("note", ""),
+                        resolution=line.get("resolution", "refund"),
+                        exchange_sku=line.get("exchange_sku", ""),
                     )
                     for line in lines
                 ],

@@ -512,3 +512,23 @@ def test_label_url_is_null_while_the_label_is_pending(client, tenant, key, froze
     assert data["label_url"] is None and data["status"] == "requested"
     assert data["shipment"]["label_state"] == "pending"
     assert data["shipment"]["tracking_number"] is None
+
+
+def test_create_return_with_an_exchange_line(client, tenant, key, frozen):
+    _order, (l1, _l2) = order_with_lines(tenant)
+    lines = [
+        {
+            "line_id": l1.line_id,
+            "quantity": 1,
+            "reason": "too_small",
+            "resolution": "exchange",
+            "exchange_sku": "SKU-1-L",
+        }
+    ]
+    response = post(client, key, "/api/v1/returns/", body_for(lines))
+    assert response.status_code == 201, response.content
+    (line,) = ReturnLine.objects.all()
+    assert (line.resolution, line.exchange_sku) == ("exchange", "SKU-1-L")
+    missing = post(client, key, "/api/v1/returns/", body_for([{**lines[0], "exchange_sku": ""}]))
+    assert missing.status_code == 400
+    assert missing.json()["codes"]["lines"][0]["exchange_sku"] == ["exchange_sku_required"]

@@ -429,3 +429,68 @@ def test_concurrent_submissions_never_over_return(tenant):
         t.join(20)
     assert sorted(results) == ["RMA-100001", "already_returned"]
     assert ReturnLine.objects.filter(order_line=l1).count() == 1
+
+
+def test_exchange_line_records_the_wanted_variant_and_its_exchange(tenant):
+    from refunds.models import Exchange
+
+    order, (l1, _l2) = order_with_lines(tenant)
+    rr = create(
+        tenant,
+        order,
+        [
+            ReturnLineInput(
+                line_id=l1.line_id,
+                quantity=1,
+                reason="too_small",
+                resolution="exchange",
+                exchange_sku="TRS-10",
+            )
+        ],
+    )
+    (line,) = rr.lines.all()
+    assert (line.resolution, line.exchange_sku) == ("exchange", "TRS-10")
+    assert Exchange.objects.get(return_line=line).exchange_sku == "TRS-10"
+
+
+@pytest.mark.parametrize(
+    ("resolution", "exchange_sku", "code"),
+    [("exchange", "", "exchange_sku_required"), ("store_credit", "", "invalid_resolution")],
+)
+def test_exchange_refusals_write_nothing(tenant, resolution, exchange_sku, code):
+    order, (l1, _l2) = order_with_lines(tenant)
+    with pytest.raises(ReturnRefused) as info:
+        create(
+            tenant,
+            order,
+            [
+                ReturnLineInput(
+                    line_id=l1.line_id,
+                    quantity=1,
+                    reason="too_small",
+                    resolution=resolution,
+                    exchange_sku=exchange_sku,
+                )
+            ],
+        )
+    assert code in {r.code for r in info.value.refusals}
+    assert not ReturnRequest.objects.exists()
+
+
+def test_exchange_for_the_same_variant_is_refused(tenant):
+    order, (l1, _l2) = order_with_lines(tenant)
+    with pytest.raises(ReturnRefused) as info:
+        create(
+            tenant,
+            order,
+            [
+                ReturnLineInput(
+                    line_id=l1.line_id,
+                    quantity=1,
+                    reason="too_small",
+                    resolution="exchange",
+                    exchange_sku=l1.sku.lower(),
+                )
+            ],
+        )
+    assert [r.code for r in info.value.refusals] == ["same_variant"]
