@@ -2692,3 +2692,27 @@ def shipment_hooks_run_created(shipment: Shipment, *, now: datetime) -> None:
     digit and schedules the first poll. See `rma.hooks`.
     """
     hooks.run_shipment_created(shipment, now=now)
+
+
+# --------------------------------------------------------------------------
+# Return policy
+# --------------------------------------------------------------------------
+RETURN_POLICY_FIELDS = frozenset({"window_days", "final_sale_skus", "final_sale_tags", "pickup_enabled"})
+
+
+@transaction.atomic
+def return_policy_update(*, tenant: Tenant, **fields: Any) -> ReturnPolicy:
+    """Change the tenant's return policy (window days, final-sale SKUs and tags, pickup).
+
+    Saved through the model so django-simple-history records the change.
+    Raises `ValueError` for a field that is not a policy setting.
+    """
+    unknown = set(fields) - RETURN_POLICY_FIELDS
+    if unknown:
+        raise ValueError(f"not policy fields: {sorted(unknown)}")
+    policy, _created = ReturnPolicy.objects.get_or_create(tenant=tenant)
+    for name, value in fields.items():
+        setattr(policy, name, value)
+    policy.full_clean()
+    policy.save()
+    return policy

@@ -49,3 +49,40 @@ def test_seed_demo_command_prints_urls_and_login(settings, tmp_path):
     text = out.getvalue()
     assert "http://demo.localhost:8000/" in text
     assert "staff login: demo-staff / " in text
+
+
+def test_seed_demo_returns_reach_every_milestone_rule_and_exception(tmp_path):
+    from refunds.models import Refund
+    from rma.models import ReturnException, ReturnRequest
+
+    demo_seed(now=NOW, data_dir=tmp_path)
+    got = {}
+    for rr in ReturnRequest.objects.filter(tenant__slug="demo").order_by("rma_number"):
+        refund = Refund.objects.get(return_request=rr)
+        exceptions = sorted(
+            ReturnException.objects.filter(return_request=rr, state="open").values_list(
+                "kind", flat=True
+            )
+        )
+        got[rr.rma_number] = (rr.status, refund.state, refund.rule_name, exceptions)
+    assert got == {
+        "RMA-100001": ("in_transit", "issued", "Low risk", ["carrier_exception"]),
+        "RMA-100002": ("refunded", "issued", "High value", []),
+        "RMA-100003": ("refunded", "issued", "High risk", []),
+        "RMA-100004": (
+            "dropped_off",
+            "pending",
+            "Low risk",
+            ["claimed_dropoff_no_scan", "no_first_scan"],
+        ),
+        "RMA-100005": ("label_created", "pending", "Low risk", []),
+        "RMA-100006": ("in_transit", "issued", "Low risk", []),
+        "RMA-100007": ("in_transit", "pending", "Standard", []),
+        "RMA-100008": ("delivered", "issued", "Low risk", []),
+        "RMA-100009": ("received", "issued", "Low risk", ["inspection_overdue"]),
+        "RMA-100010": ("delivered", "issued", "Standard", ["delivered_not_received"]),
+        "RMA-100011": ("exchanged", "cancelled", "Low risk", []),
+    }
+    # A second run adds no returns.
+    demo_seed(now=NOW, data_dir=tmp_path)
+    assert ReturnRequest.objects.filter(tenant__slug="demo").count() == 11

@@ -111,3 +111,12 @@ def test_scenario_foreign_keys_stay_within_tenant(tenant, other_tenant):
 
         refund_create_for_return(rr, now=T0)
     assert assert_foreign_keys_stay_in_tenant() >= 10
+
+
+@pytest.mark.django_db
+def test_demo_scenario_foreign_keys_stay_within_tenant(tmp_path, other_tenant):
+    from returns_portal.demo import demo_seed
+
+    ReturnLineFactory(return_request__order__tenant=other_tenant)
+    demo_seed(now=datetime(2026, 11, 29, 17, 0, tzinfo=UTC), data_dir=tmp_path)
+    assert assert_foreign_keys_stay_in_tenant() >= 30
