@@ -31,9 +31,18 @@ lint: install
 unit: install
 	SCREENSHOT_DIR=$(SCREENSHOT_DIR) $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
-## make bench: benchmarks that print figures (see tests/perf/).
+## make bench: benchmarks that print figures (tests/perf/). The PostgreSQL ones make
+## their own scratch databases (rp_bench_detect, rp_bench_ingest) on BENCH_PG's server.
+BENCH_PG ?= postgres://postgres@127.0.0.1:5432/postgres
 bench: install
-	@for script in tests/perf/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	@echo "== normalization: ours vs karrio's parsers (same payloads)"
+	$(PY) tests/perf/bench_normalize.py
+	@echo "== Shopify import, 20,000 orders (SQLite scratch database)"
+	env -u DATABASE_URL $(PY) tests/perf/bench_import.py --orders 20000
+	@echo "== exception detection over 1,000,000 open returns (PostgreSQL)"
+	DATABASE_URL=$(BENCH_PG) $(PY) tests/perf/bench_detect.py
+	@echo "== webhook ingest through gunicorn + a Celery worker (PostgreSQL, Redis)"
+	$(PY) tests/perf/bench_ingest.py
 
 ## make screenshots: browser journey writing PNGs to $(SCREENSHOT_DIR).
 screenshots: install

@@ -91,3 +91,78 @@ def clear_redis_cache(settings):
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture
+def live_worker():
+    """A real `celery worker` subprocess on this test's PostgreSQL database and Redis.
+
+    Needs `django_db(transaction=True)` so the worker sees committed rows.
+    Skips without PostgreSQL or Redis, except in CI where that fails. Yields a
+    `wait_until(predicate, timeout=60)` helper that polls while checking the
+    worker is alive; the worker is stopped afterwards.
+    """
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from celery import current_app
+    from django.conf import settings
+    from django.db import connection
+
+    require_postgres()
+    if not settings.REDIS_URL:
+        if IN_CI:
+            pytest.fail("CI must run live worker tests with REDIS_URL")
+        pytest.skip("needs Redis")
+    current_app.control.purge()
+    db = connection.settings_dict
+    env = {k: v for k, v in os.environ.items() if k != "DEBUG"}
+    env.update(
+        {
+            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+            "REDIS_URL": settings.REDIS_URL,
+            "SECRET_KEY": "live-worker-test-" + "x" * 40,
+        }
+    )
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "returns_portal",
+            "worker",
+            "-l",
+            "warning",
+            "--pool",
+            "solo",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+    def wait_until(predicate, timeout: float = 60) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            assert worker.poll() is None, worker.stdout.read()
+            time.sleep(0.25)
+        return bool(predicate())
+
+    try:
+        yield wait_until
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()

@@ -6,19 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import subprocess
-import sys
 import threading
-import time
 from datetime import UTC, datetime
 
 import pytest
-from django.conf import settings
 from django.db import connection
 
 from rma.models import Shipment
-from tests.conftest import IN_CI, require_postgres
-from tests.test_live_worker import ROOT, worker_env
+from tests.conftest import require_postgres
 from tests.tracking.conftest import easypost_tracker, make_shipment, sandbox_doc
 from tracking.ingest import tracking_events_ingest
 from tracking.models import PayloadState, RawPayload, TrackingEvent, UnmatchedTrackingNumber
@@ -89,69 +84,27 @@ def test_concurrent_ingests_of_an_unmatched_number_keep_one_row(tenant):
 
 @pytest.mark.live_worker
 @pytest.mark.django_db(transaction=True)
-def test_webhook_delivery_is_processed_by_a_real_worker(client, tenant):
-    require_postgres()
-    if not settings.REDIS_URL:
-        if IN_CI:
-            pytest.fail("CI must run the live worker test with REDIS_URL")
-        pytest.skip("needs Redis")
-    from celery import current_app
-
-    current_app.control.purge()
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "returns_portal",
-            "worker",
-            "-l",
-            "warning",
-            "--pool",
-            "solo",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=ROOT,
-        env=worker_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+def test_webhook_delivery_is_processed_by_a_real_worker(client, tenant, live_worker):
+    now = datetime.now(UTC)
+    carrier_account_save(tenant=tenant, carrier="easypost", webhook_secret="live", now=now)
+    shipment = make_shipment(tenant, "1Z999AA10123456784", carrier="ups", provider="easypost")
+    body = easypost_tracker(
+        "1Z999AA10123456784",
+        [("delivered", None, now.strftime("%Y-%m-%dT%H:%M:%SZ"))],
+        event_id="evt_live",
+        created_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
-    try:
-        now = datetime.now(UTC)
-        carrier_account_save(tenant=tenant, carrier="easypost", webhook_secret="live", now=now)
-        shipment = make_shipment(tenant, "1Z999AA10123456784", carrier="ups", provider="easypost")
-        body = easypost_tracker(
-            "1Z999AA10123456784",
-            [("delivered", None, now.strftime("%Y-%m-%dT%H:%M:%SZ"))],
-            event_id="evt_live",
-            created_at=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        )
-        signature = "hmac-sha256-hex=" + hmac.new(b"live", body, hashlib.sha256).hexdigest()
-        response = client.post(
-            "/webhooks/easypost/acme/",
-            data=body,
-            content_type="application/json",
-            HTTP_HOST="acme.localhost",
-            HTTP_X_HMAC_SIGNATURE=signature,
-        )
-        assert response.status_code == 200
-        delivery = RawPayload.objects.get(pk=response.json()["delivery"])
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            delivery.refresh_from_db()
-            if delivery.state == PayloadState.PROCESSED:
-                break
-            assert worker.poll() is None, worker.stdout.read()
-            time.sleep(0.25)
-        assert delivery.state == PayloadState.PROCESSED
-        assert Shipment.objects.get(pk=shipment.pk).status == "delivered"
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+    signature = "hmac-sha256-hex=" + hmac.new(b"live", body, hashlib.sha256).hexdigest()
+    response = client.post(
+        "/webhooks/easypost/acme/",
+        data=body,
+        content_type="application/json",
+        HTTP_HOST="acme.localhost",
+        HTTP_X_HMAC_SIGNATURE=signature,
+    )
+    assert response.status_code == 200
+    delivery = RawPayload.objects.get(pk=response.json()["delivery"])
+    assert live_worker(
+        lambda: RawPayload.objects.get(pk=delivery.pk).state == PayloadState.PROCESSED
+    )
+    assert Shipment.objects.get(pk=shipment.pk).status == "delivered"
