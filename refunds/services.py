@@ -61,24 +61,25 @@ from rma.models import (
     LineResolution,
     Milestone,
     Order,
-    ReturnCentre,
     ReturnException,
     ReturnLine,
     ReturnRequest,
     Shipment,
     ShipmentDirection,
-    SlaPolicy,
 )
 from rma.money import format_amount, quantize
 from rma.services import (
+    business_calendar_for,
     enqueue_on_commit,
     exception_open,
     milestone_reach,
     notification_queue,
     return_outcome_close,
     return_refund_summary_update,
+    sla_policy_for,
+    sla_targets,
 )
-from rma.sla import BusinessCalendar, SlaTargets, refund_due
+from rma.sla import refund_due
 from rma.states import PARCEL_RANK, MilestoneName, MilestoneSource
 
 log = logging.getLogger(__name__)
@@ -140,34 +141,6 @@ def rule_specs_for(tenant: Tenant | int) -> list[rules_lib.RuleSpec]:
             "position", "pk"
         )
     ]
-
-
-def sla_targets_for(tenant_id: int) -> SlaTargets:
-    policy = SlaPolicy.objects.filter(tenant_id=tenant_id).first()
-    if policy is None:
-        return SlaTargets()
-    return SlaTargets(
-        first_scan_hours=policy.first_scan_hours,
-        transit_domestic_business_days=policy.transit_domestic_business_days,
-        transit_international_business_days=policy.transit_international_business_days,
-        checkin_hours=policy.checkin_hours,
-        inspection_hours=policy.inspection_hours,
-        refund_business_days=policy.refund_business_days,
-        no_movement_days=policy.no_movement_days,
-    )
-
-
-def calendar_for(return_request: ReturnRequest) -> BusinessCalendar:
-    """The return centre's calendar, else the tenant's default centre's, else the tenant's."""
-    centre = return_request.return_centre
-    if centre is None:
-        centre = ReturnCentre.objects.filter(
-            tenant_id=return_request.tenant_id, is_default=True
-        ).first()
-    if centre is not None:
-        return BusinessCalendar(centre.time_zone, centre.country, centre.subdivision)
-    tenant = return_request.tenant
-    return BusinessCalendar(tenant.time_zone, tenant.country, tenant.subdivision)
 
 
 # --------------------------------------------------------------------------
@@ -675,7 +648,9 @@ def _approve(refund: Refund, rr: ReturnRequest, *, actor: str, reason: str, now:
         bonus_amount=result.bonus,
         breakdown=result.breakdown(),
         exchange_price_difference=result.exchange_price_difference,
-        refund_due_at=refund_due(now, sla_targets_for(refund.tenant_id), calendar_for(rr)),
+        refund_due_at=refund_due(
+            now, sla_targets(sla_policy_for(refund.tenant_id)), business_calendar_for(rr)
+        ),
         gateway=_gateway_name(refund, order),
         hold_reason="",
     )
@@ -1150,8 +1125,8 @@ def refund_estimate_refresh(
             state=refund.state,
             requested_at=rr.created_at,
             reached=reached,
-            targets=sla_targets_for(rr.tenant_id),
-            calendar=calendar_for(rr),
+            targets=sla_targets(sla_policy_for(rr.tenant_id)),
+            calendar=business_calendar_for(rr),
             bank_days_min=bank_min,
             bank_days_max=bank_max,
             domestic=domestic,

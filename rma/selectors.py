@@ -191,7 +191,15 @@ def return_get_by_rma_number(*, tenant: Tenant, rma_number: str) -> ReturnReques
     )
 
 
+def sla_policy_for(tenant_id: int) -> SlaPolicy:
+    """The tenant's SLA policy; an unsaved one with the DESIGN.md section 6 defaults if missing."""
+    policy = SlaPolicy.objects.filter(tenant_id=tenant_id).first()
+    return policy if policy is not None else SlaPolicy(tenant_id=tenant_id)
+
+
 def sla_targets(policy: SlaPolicy | None) -> SlaTargets:
+    """The policy's targets as the pure `rma.sla.SlaTargets` (hours elapsed, business
+    days); the DESIGN.md section 6 defaults without a policy."""
     if policy is None:
         return SlaTargets()
     return SlaTargets(
@@ -202,6 +210,7 @@ def sla_targets(policy: SlaPolicy | None) -> SlaTargets:
         inspection_hours=policy.inspection_hours,
         refund_business_days=policy.refund_business_days,
         no_movement_days=policy.no_movement_days,
+        claimed_dropoff_scan_hours=policy.claimed_dropoff_scan_hours,
     )
 
 
@@ -210,6 +219,17 @@ def business_calendar(*, tenant: Tenant, centre: ReturnCentre | None) -> Busines
     if centre is not None:
         return BusinessCalendar(centre.time_zone, centre.country, centre.subdivision)
     return BusinessCalendar(tenant.time_zone, tenant.country, tenant.subdivision)
+
+
+def business_calendar_for(return_request: ReturnRequest) -> BusinessCalendar:
+    """The return's business-day calendar: its return centre's zone, country and
+    subdivision; else the tenant's default return centre's; else the tenant's own."""
+    centre = return_request.return_centre
+    if centre is None:
+        centre = ReturnCentre.objects.filter(
+            tenant_id=return_request.tenant_id, is_default=True
+        ).first()
+    return business_calendar(tenant=return_request.tenant, centre=centre)
 
 
 def is_domestic(*, order: Order, centre: ReturnCentre | None, tenant: Tenant) -> bool:

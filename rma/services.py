@@ -61,20 +61,22 @@ from rma.models import (
     RmaSequence,
     Shipment,
     ShipmentDirection,
-    SlaPolicy,
     SlaTransitRoute,
 )
 from rma.money import format_amount, quantize
 from rma.orders import KNOWN_CURRENCIES, OrderData, OrderLineData, refunded_units
 from rma.photos import MAX_PHOTOS_PER_LINE, ProcessedPhoto
-from rma.selectors import order_eligibility
+from rma.selectors import (  # re-exported: other apps take the SLA clock from rma.services
+    business_calendar_for,
+    order_eligibility,
+    sla_policy_for,
+    sla_targets,
+)
 from rma.sla import (
-    BusinessCalendar,
     ReturnClock,
     ReturnDueTimes,
     ShipmentClock,
     ShipmentDueTimes,
-    SlaTargets,
     return_due_times,
     shipment_due_times,
     transit_business_days,
@@ -2216,45 +2218,6 @@ SCANNED_STATUSES = frozenset({"accepted", "in_transit", "out_for_delivery", "del
 ARRIVED_MILESTONES = frozenset({"delivered", "received", "inspected"})
 
 
-def sla_policy_for(tenant_id: int) -> SlaPolicy:
-    """The tenant's SLA policy; an unsaved one with the DESIGN.md section 6 defaults if missing."""
-    policy = SlaPolicy.objects.filter(tenant_id=tenant_id).first()
-    return policy if policy is not None else SlaPolicy(tenant_id=tenant_id)
-
-
-def sla_targets(policy: SlaPolicy) -> SlaTargets:
-    """The policy's targets as the pure `rma.sla.SlaTargets` (hours elapsed, business days)."""
-    return SlaTargets(
-        first_scan_hours=policy.first_scan_hours,
-        transit_domestic_business_days=policy.transit_domestic_business_days,
-        transit_international_business_days=policy.transit_international_business_days,
-        checkin_hours=policy.checkin_hours,
-        inspection_hours=policy.inspection_hours,
-        refund_business_days=policy.refund_business_days,
-        no_movement_days=policy.no_movement_days,
-        claimed_dropoff_scan_hours=policy.claimed_dropoff_scan_hours,
-    )
-
-
-def business_calendar_for(return_request: ReturnRequest) -> BusinessCalendar:
-    """The return's business-day calendar (DESIGN.md section 6): its return centre's
-    zone, country and subdivision; else the tenant's default return centre's; else
-    the tenant's own."""
-    centre = return_request.return_centre
-    if centre is None:
-        centre = ReturnCentre.objects.filter(
-            tenant_id=return_request.tenant_id, is_default=True
-        ).first()
-    if centre is not None:
-        return BusinessCalendar(
-            time_zone=centre.time_zone, country=centre.country, subdivision=centre.subdivision
-        )
-    tenant = return_request.tenant
-    return BusinessCalendar(
-        time_zone=tenant.time_zone, country=tenant.country, subdivision=tenant.subdivision
-    )
-
-
 def _milestones_of(return_request: ReturnRequest) -> dict[str, tuple[datetime, str]]:
     """`{name: (reached_at, source)}` of the return's reached milestones."""
     rows = Milestone.objects.filter(
@@ -2697,7 +2660,9 @@ def shipment_hooks_run_created(shipment: Shipment, *, now: datetime) -> None:
 # --------------------------------------------------------------------------
 # Return policy
 # --------------------------------------------------------------------------
-RETURN_POLICY_FIELDS = frozenset({"window_days", "final_sale_skus", "final_sale_tags", "pickup_enabled"})
+RETURN_POLICY_FIELDS = frozenset(
+    {"window_days", "final_sale_skus", "final_sale_tags", "pickup_enabled"}
+)
 
 
 @transaction.atomic
