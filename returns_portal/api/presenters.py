@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db.models import Count
+from django.db.models import Count, F
 
 from refunds.models import Refund, RefundOutcome
 from returns_portal.tenancy.models import Tenant
@@ -29,6 +29,8 @@ from rma.models import (
 )
 from rma.money import format_amount
 from rma.selectors import primary_shipment, return_timeline
+from tracking.models import TrackingEvent
+from tracking.selectors import event_output
 
 
 def iso_z(value: datetime | None) -> str | None:
@@ -196,8 +198,9 @@ def return_detail(*, tenant: Tenant, return_request: ReturnRequest, now: datetim
     counts), SLA policy, refund; the return itself is passed in.
 
     `milestones` lists every parcel milestone in order (reached or not, with
-    its due time) and then the outcome when one is reached. `events` stays
-    an empty list here: tracking events arrive with the carriers work.
+    its due time) and then the outcome when one is reached. `events` are the
+    stored carrier events of every shipment with the `normalize_events` keys
+    (DESIGN.md section 9), oldest first (undated ones by carrier order).
     """
     rr = return_request
     urls = Urls(tenant)
@@ -214,6 +217,18 @@ def return_detail(*, tenant: Tenant, return_request: ReturnRequest, now: datetim
         .annotate(photo_count=Count("photos"))
         .order_by("pk")
     )
+    by_shipment = {s.pk: s for s in shipments}
+    events = [
+        event_output(
+            row,
+            carrier=by_shipment[row.shipment_id].carrier,
+            tracking_number=by_shipment[row.shipment_id].tracking_number,
+        )
+        for row in TrackingEvent.objects.filter(tenant=tenant, shipment__return_request=rr)
+        .exclude(source="summary")
+        .order_by(F("occurred_at").asc(nulls_last=True), "shipment_id", "sequence", "pk")
+        if row.shipment_id in by_shipment
+    ]
     sla = SlaPolicy.objects.filter(tenant=tenant).first()
     refund = Refund.objects.filter(
         tenant=tenant, return_request=rr, outcome=RefundOutcome.REFUND
@@ -265,7 +280,7 @@ def return_detail(*, tenant: Tenant, return_request: ReturnRequest, now: datetim
                 }
                 for line in lines
             ],
-            "events": [],
+            "events": events,
             "exceptions": [
                 {
                     "kind": exc.kind,

@@ -380,10 +380,26 @@ def test_detail_runs_a_fixed_number_of_queries(
 ):
     small = make_return(client, key, tenant, "#1001", lines=1)
     big = make_return(client, key, tenant, "#1002", lines=6)
-    for name in ("dropped_off", "first_scan", "in_transit"):
-        milestone_reach(
-            tenant=tenant, return_request=big, name=name, reached_at=NOW, source="carrier", now=NOW
-        )
+    from tests.tracking.conftest import sandbox_doc
+    from tracking.ingest import tracking_events_ingest
+
+    number = big.shipments.get().tracking_number
+    tracking_events_ingest(
+        tenant=tenant,
+        provider="sandbox",
+        body=sandbox_doc(
+            (
+                number,
+                [
+                    ("ACCEPTED", "2026-11-10T17:00:00Z"),
+                    ("DEPARTED", "2026-11-10T23:00:00Z"),
+                    ("ARRIVED", "2026-11-11T21:00:00Z"),
+                ],
+            )
+        ),
+        source="api",
+        now=NOW,
+    )
     for kind in ("no_movement", "transit_overdue"):
         exception_open(tenant=tenant, return_request=big, kind=kind, opened_at=NOW, reason="late")
     refund = Refund.objects.get(return_request=big)
@@ -397,13 +413,30 @@ def test_detail_runs_a_fixed_number_of_queries(
         refund_estimate_to=NOW + timedelta(days=3),
         refund_estimate_text="1-3 days after the first scan",
     )
-    with django_assert_num_queries(10) as small_queries:
+    with django_assert_num_queries(11) as small_queries:
         small_response = get(client, key, f"/api/v1/returns/{small.rma_number}/")
     with django_assert_num_queries(len(small_queries.captured_queries)):
         big_response = get(client, key, f"/api/v1/returns/{big.rma_number.lower()}/")
     assert small_response.status_code == big_response.status_code == 200
     data = big_response.json()
     assert len(data["lines"]) == 6 and data["status"] == "in_transit"
+    assert [(e["carrier_code"], e["status"], e["occurred_at"]) for e in data["events"]] == [
+        ("ACCEPTED", "accepted", "2026-11-10T17:00:00Z"),
+        ("DEPARTED", "in_transit", "2026-11-10T23:00:00Z"),
+        ("ARRIVED", "in_transit", "2026-11-11T21:00:00Z"),
+    ]
+    assert set(data["events"][0]) == {
+        "carrier",
+        "tracking_number",
+        "occurred_at",
+        "occurred_at_local",
+        "time_precision",
+        "status",
+        "exception_reason",
+        "location",
+        "carrier_code",
+        "description",
+    }
     assert data["refund"] == {
         "state": "pending",
         "amount": "123.40",
