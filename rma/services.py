@@ -2278,6 +2278,37 @@ def transit_routes_of(tenant_id: int) -> dict[tuple[str, str], int]:
     }
 
 
+#: Columns `shipment_due_times_refresh` reads (the shipment, its return, the
+#: return's centre, order and tenant), for `.only()`.
+SHIPMENT_CLOCK_FIELDS = (
+    "tenant_id",
+    "return_request_id",
+    "direction",
+    "is_primary",
+    "status",
+    "status_at",
+    "created_at",
+    "updated_at",
+    "shipped_at",
+    "last_scan_at",
+    "last_event_at",
+    "origin_country",
+    "destination_country",
+    "first_scan_due_at",
+    "next_event_due_at",
+    "transit_due_at",
+    "return_request__tenant_id",
+    "return_request__closed_at",
+    "return_request__return_centre__time_zone",
+    "return_request__return_centre__country",
+    "return_request__return_centre__subdivision",
+    "return_request__order__shipping_country",
+    "return_request__tenant__time_zone",
+    "return_request__tenant__country",
+    "return_request__tenant__subdivision",
+)
+
+
 @transaction.atomic
 def shipment_due_times_refresh(*, shipment: Shipment, now: datetime) -> ShipmentDueTimes:
     """Recompute and store `first_scan_due_at`, `next_event_due_at`, `transit_due_at`.
@@ -2300,7 +2331,12 @@ def shipment_due_times_refresh(*, shipment: Shipment, now: datetime) -> Shipment
     """
     row = (
         Shipment.objects.select_for_update(of=("self",))
-        .select_related("return_request__return_centre", "return_request__order", "tenant")
+        .select_related(
+            "return_request__return_centre", "return_request__order", "return_request__tenant"
+        )
+        # Only what the clock reads: orders and returns are wide rows, and
+        # building their column converters dominated an ingest's cost.
+        .only(*SHIPMENT_CLOCK_FIELDS)
         .get(pk=shipment.pk, tenant_id=shipment.tenant_id)
     )
     rr = row.return_request
