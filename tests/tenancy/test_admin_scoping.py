@@ -318,3 +318,36 @@ def test_orders_are_read_only_in_admin(client, world, tenant_admin):
     )
     assert c.get("/admin/rma/order/add/", HTTP_HOST=A_HOST).status_code == 403
     assert ReturnRequest.objects.filter(pk=world["a_return"].pk).exists()
+
+
+def test_tenant_admin_can_save_own_tenant_settings(
+    client, world, tenant, other_tenant, tenant_admin
+):
+    """The Tenant admin's save goes through `TenantScopedAdmin.save_model`, whose role
+    check must read the tenant of a Tenant from its pk (it has no `tenant_id`)."""
+    data = {
+        "name": "Acme Outdoor Co",
+        "country": "US",
+        "subdivision": "",
+        "time_zone": "America/New_York",
+        "currency": "USD",
+        "brand_color": "#123456",
+        "logo_url": "",
+        "support_email": "help@acme.example",
+        "escalation_email": "",
+        "domains-TOTAL_FORMS": 0,
+        "domains-INITIAL_FORMS": 0,
+    }
+    response = login(client, tenant_admin).post(
+        f"/admin/tenancy/tenant/{tenant.pk}/change/", data, HTTP_HOST=A_HOST
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    tenant.refresh_from_db()
+    assert (tenant.name, tenant.brand_color) == ("Acme Outdoor Co", "#123456")
+    # and still not another tenant's
+    response = login(client, tenant_admin).post(
+        f"/admin/tenancy/tenant/{other_tenant.pk}/change/", data, HTTP_HOST=BASE
+    )
+    assert response.status_code in (302, 403, 404)
+    other_tenant.refresh_from_db()
+    assert other_tenant.name == "Globex Apparel"
