@@ -200,9 +200,11 @@ CELERY_BEAT_SCHEDULE = {
 OUTBOX_SWEEP_AFTER = timedelta(minutes=2)
 
 # --- E-mail ---------------------------------------------------------------
+# django-environ drops the first "/" of the URL's path: an absolute directory needs
+# four slashes (`filemail:////abs/dir`), else mail lands in `<cwd>/abs/dir`.
 EMAIL_URL = env.str(
     "EMAIL_URL",
-    default="filemail://" + str(DATA_DIR / "mail") if DEBUG else "consolemail://",
+    default="filemail:///" + str(DATA_DIR / "mail") if DEBUG else "consolemail://",
 )
 vars().update(env.email_url_config(EMAIL_URL))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default=f"returns@{BASE_DOMAIN}")
