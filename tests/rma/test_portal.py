@@ -480,3 +480,24 @@ def test_latest_scan_is_shown_in_the_scan_zone_not_the_tenant_zone(client, tenan
     )
     body = client.get(f"/r/{rr.token}/", HTTP_HOST=HOST).content.decode()
     assert "Nov. 9, 2026, 9 a.m. CET" in body
+
+
+def test_pickup_window_beyond_the_calendar_is_a_form_error(client, tenant, frozen):
+    """9999-12-31 23:59 in the tenant's zone is past year 9999 in UTC: a 400 form error,
+    not a 500 (OverflowError) when the return is written."""
+    _order, (l1, _l2) = order_with_lines(tenant)
+    lookup(client)
+    page = client.get("/return/", HTTP_HOST=HOST)
+    data = form_data(
+        page,
+        [(l1, 1, "too_small")],
+        method="pickup",
+        pickup_address="1 Main St",
+        pickup_start="9999-12-31T20:00",
+        pickup_end="9999-12-31T23:59",
+    )
+    before = counts()
+    response = client.post("/return/", data, HTTP_HOST=HOST)
+    assert response.status_code == 400
+    assert "Datetime value out of range." in response.content.decode()
+    assert counts() == before
