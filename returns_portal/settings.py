@@ -261,6 +261,11 @@ CSRF_TRUSTED_ORIGINS = env.list(
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["returns_portal.api.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["returns_portal.api.auth.HasTenantApiKey"],
+    "DEFAULT_PARSER_CLASSES": [
+        "returns_portal.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

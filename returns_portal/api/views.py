@@ -18,12 +18,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.pagination import LimitOffsetPagination
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from returns_portal.api import presenters
 from returns_portal.api.idempotency import HEADER, idempotent
+from returns_portal.api.parsers import JSONParser
 from returns_portal.api.serializers import (
     ErrorOut,
     OrderIn,
