@@ -351,3 +351,23 @@ def test_tenant_admin_can_save_own_tenant_settings(
     assert response.status_code in (302, 403, 404)
     other_tenant.refresh_from_db()
     assert other_tenant.name == "Globex Apparel"
+
+
+@pytest.mark.parametrize("role", [Role.VIEWER, Role.AGENT, Role.ADMIN])
+def test_return_page_shows_its_lines_shipments_and_milestones_to_members(
+    client, world, tenant, role
+):
+    """Tenant members have roles, not Django model permissions: the read-only inlines
+    (lines, shipments, milestones, exceptions, status changes) must still render."""
+    user = MembershipFactory(tenant=tenant, user=UserFactory(username="member"), role=role).user
+    rr = world["a_return"]
+    line = rr.lines.get()
+    page = login(client, user).get(f"/admin/rma/returnrequest/{rr.pk}/change/", HTTP_HOST=A_HOST)
+    assert page.status_code == 200
+    body = page.content.decode()
+    for inline_prefix in ("lines", "shipments"):
+        assert f'id="{inline_prefix}-group"' in body, inline_prefix
+    assert line.order_line.sku in body
+    assert world["a_ship"].tracking_number in body
+    # still nothing of the other tenant's
+    assert world["b_ship"].tracking_number not in body
