@@ -200,9 +200,11 @@ CELERY_BEAT_SCHEDULE = {
 OUTBOX_SWEEP_AFTER = timedelta(minutes=2)
 
 # --- E-mail ---------------------------------------------------------------
+# django-environ drops the first "/" of the URL's path: an absolute directory needs
+# four slashes (`filemail:////abs/dir`), else mail lands in `<cwd>/abs/dir`.
 EMAIL_URL = env.str(
     "EMAIL_URL",
-    default="filemail://" + str(DATA_DIR / "mail") if DEBUG else "consolemail://",
+    default="filemail:///" + str(DATA_DIR / "mail") if DEBUG else "consolemail://",
 )
 vars().update(env.email_url_config(EMAIL_URL))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default=f"returns@{BASE_DOMAIN}")
@@ -259,7 +261,12 @@ CSRF_TRUSTED_ORIGINS = env.list(
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["returns_portal.api.auth.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["returns_portal.api.auth.HasTenantApiKey"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PARSER_CLASSES": [
+        "returns_portal.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "returns_portal.api.pagination.ApiPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

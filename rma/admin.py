@@ -63,6 +63,14 @@ class ReadOnlyInline(admin.TabularInline):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Members have tenant roles, not Django model permissions: any role in the
+        parent row's tenant may see its rows (the parent admin scoped the row)."""
+        roles = request_tenant_roles(request)
+        if obj is not None:
+            return role_at_least(roles.get(getattr(obj, "tenant_id", None)), Role.VIEWER)
+        return any(role_at_least(role, Role.VIEWER) for role in roles.values())
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return [f.name for f in self.model._meta.fields if f.name not in ("id", "tenant")]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import UTC
 from typing import Any
 
 from django import forms
@@ -147,6 +148,22 @@ class ReturnForm(forms.Form):
                     "photos": self[f"p_{lid}"],
                 }
             )
+
+    def _clean_pickup_time(self, name: str) -> Any:
+        """A time the database can store: its UTC instant must stay within year 9999."""
+        value = self.cleaned_data.get(name)
+        if value is not None:
+            try:
+                value.astimezone(UTC)
+            except OverflowError:
+                raise forms.ValidationError(_("Datetime value out of range.")) from None
+        return value
+
+    def clean_pickup_start(self) -> Any:
+        return self._clean_pickup_time("pickup_start")
+
+    def clean_pickup_end(self) -> Any:
+        return self._clean_pickup_time("pickup_end")
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

@@ -2062,11 +2062,26 @@ def order_upsert_from_api(
     key = Order.normalize_number(number)
     if not key:
         raise ReturnRefused([Refusal("number", "required", _("Give the order number."))])
+    longest = Order._meta.get_field("number").max_length
+    if len(number.strip()) > longest:
+        raise ReturnRefused(
+            [
+                Refusal(
+                    "number",
+                    "too_long",
+                    _("The order number may have at most %(n)d characters.") % {"n": longest},
+                )
+            ]
+        )
     order = Order.objects.select_for_update().filter(tenant=tenant, number_key=key).first()
     created = order is None
     if order is None:
         order = Order(tenant=tenant, number=number.strip(), source=OrderSource.API, imported_at=now)
     currency = (fields.get("currency") or order.currency or tenant.currency).upper()
+    if currency not in KNOWN_CURRENCIES:
+        raise ReturnRefused(
+            [Refusal("currency", "unknown_currency", _("Unknown ISO 4217 currency code."))]
+        )
     for name in ORDER_API_FIELDS:
         if name not in fields or (name == "number" and not fields[name]):
             continue

@@ -42,7 +42,11 @@ LOGIN_URL = "/admin/login/"
 
 class CheckInForm(forms.Form):
     code = forms.CharField(max_length=200, strip=True)
-    condition = forms.ChoiceField(choices=PackageCondition.choices, initial=PackageCondition.INTACT)
+    condition = forms.ChoiceField(
+        choices=PackageCondition.choices,
+        initial=PackageCondition.INTACT,
+        widget=forms.RadioSelect,
+    )
 
 
 def _require_agent(request: HttpRequest) -> None:

@@ -142,3 +142,17 @@ def test_celery_worker_and_beat_configure_with_no_environment(tmp_path):
     assert broker == "filesystem://"
     assert "outbox-sweep" in schedule
     assert acks_late is True and prefetch == 1 and has_sweep is True
+
+
+def test_debug_mail_goes_to_data_dir_mail(tmp_path):
+    """README: the demo's e-mails are written to `data/mail/` (an absolute path, not
+    one relative to the process's working directory)."""
+    code = (
+        "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='returns_portal.settings'; django.setup(); "
+        "from django.conf import settings as s; print(s.EMAIL_BACKEND); print(s.EMAIL_FILE_PATH)"
+    )
+    result = run_python(code, {"DATA_DIR": str(tmp_path), "DEBUG": "1"})
+    assert result.returncode == 0, result.stderr
+    backend, path = result.stdout.split()
+    assert backend == "django.core.mail.backends.filebased.EmailBackend"
+    assert path == str(tmp_path.resolve() / "mail")

@@ -17,13 +17,14 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.pagination import LimitOffsetPagination
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from returns_portal.api import presenters
 from returns_portal.api.idempotency import HEADER, idempotent
+from returns_portal.api.pagination import ApiPagination
+from returns_portal.api.parsers import JSONParser
 from returns_portal.api.serializers import (
     ErrorOut,
     OrderIn,
@@ -198,7 +199,7 @@ class ReturnListView(APIView):
         if not filters.is_valid():
             return Response(filters.errors, status=status.HTTP_400_BAD_REQUEST)
         qs = presenters.return_list_queryset(tenant=tenant, filters=filters.validated_data)
-        paginator = LimitOffsetPagination()
+        paginator = ApiPagination()
         page = paginator.paginate_queryset(qs, request, view=self)
         urls = presenters.Urls(tenant)
         return paginator.get_paginated_response(

@@ -185,7 +185,8 @@ class TenantScopedAdmin(admin.ModelAdmin):
         host_tenant = getattr(request, "tenant", None)
         if not change and host_tenant is not None:
             obj.tenant = host_tenant  # type: ignore[attr-defined]
-        role = request_tenant_roles(request).get(obj.tenant_id)  # type: ignore[attr-defined]
+        tenant_id = obj.pk if isinstance(obj, Tenant) else obj.tenant_id  # type: ignore[attr-defined]
+        role = request_tenant_roles(request).get(tenant_id)
         needed = self.change_role if change else self.add_role
         if not role_at_least(role, needed):
             raise ValidationError(_("You may not change this tenant's data."))

@@ -50,7 +50,7 @@ from typing import IO
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
-from rma.money import quantize
+from rma.money import MONEY_FIELD_KWARGS, quantize
 from rma.orders import (
     FINANCIAL_STATUSES,
     KNOWN_CURRENCIES,
@@ -187,6 +187,12 @@ ORDER_FIELD_COLUMNS: tuple[str, ...] = ("Currency", "Created at", "Total")
 
 _TAX_COLUMN = re.compile(r"^Tax (\d+) (Name|Value)$")
 _AMOUNT = re.compile(r"^-?(?:\d+|\d{1,3}(?:,\d{3})+)(?:\.\d+)?$|^-?\.\d+$")
+#: The money columns are Decimal(18, 3) (`rma.money.MONEY_FIELD_KWARGS`): 15 digits
+#: before the point. Quantities follow the API's bound (`OrderLineIn.quantity`).
+MAX_AMOUNT = Decimal(10) ** (
+    MONEY_FIELD_KWARGS["max_digits"] - MONEY_FIELD_KWARGS["decimal_places"]
+)
+MAX_QUANTITY = 1_000_000
 _TRUE = frozenset({"true", "yes", "1", "y"})
 _FALSE = frozenset({"false", "no", "0", "n"})
 
@@ -334,6 +340,8 @@ def parse_amount(text: str, column: str, currency: str, *, required: bool = Fals
         raise _FieldError(f"bad amount in {column}: {value!r}") from None
     if amount < 0:
         raise _FieldError(f"negative amount in {column}: {value!r}")
+    if amount >= MAX_AMOUNT:
+        raise _FieldError(f"amount too large in {column}: {value!r}")
     return quantize(amount, currency)
 
 
@@ -348,6 +356,8 @@ def parse_quantity(text: str, column: str) -> int:
         raise _FieldError(f"bad quantity in {column}: {value!r}") from None
     if not number.is_finite() or number != number.to_integral_value() or number < 0:
         raise _FieldError(f"bad quantity in {column}: {value!r}")
+    if number > MAX_QUANTITY:
+        raise _FieldError(f"quantity too large in {column}: {value!r}")
     return int(number)
 
 

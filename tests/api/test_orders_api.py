@@ -148,3 +148,19 @@ def test_orders_are_tenant_scoped(client, tenant, other_tenant, key):
     )
     assert Order.objects.get(tenant=tenant).currency == "JPY"
     assert get(client, key, "1001", host="globex.localhost").status_code == 404
+
+
+def test_put_refuses_a_too_long_number_and_an_unknown_currency(client, tenant, key):
+    """The number comes from the URL (not the serializer): longer than the column (64) it
+    is a 400, not a 500 on PostgreSQL or a silently stored 200-character number on SQLite.
+    The currency is checked like `import_orders` checks it."""
+    body = {k: v for k, v in ORDER.items() if k != "number"}
+    long_number = "9" * 65
+    response = put(client, key, long_number, body)
+    assert response.status_code == 400
+    assert response.json()["codes"] == {"number": ["too_long"]}
+    response = put(client, key, "2002", {**body, "currency": "ZZZ"})
+    assert response.status_code == 400
+    assert response.json()["codes"] == {"currency": ["unknown_currency"]}
+    assert not Order.objects.filter(tenant=tenant).exists()
+    assert put(client, key, "9" * 64, body).status_code == 201

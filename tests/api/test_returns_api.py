@@ -565,3 +565,12 @@ def test_create_return_with_an_exchange_line(client, tenant, key, frozen):
     missing = post(client, key, "/api/v1/returns/", body_for([{**lines[0], "exchange_sku": ""}]))
     assert missing.status_code == 400
     assert missing.json()["codes"]["lines"][0]["exchange_sku"] == ["exchange_sku_required"]
+
+
+def test_list_limit_is_capped_so_a_huge_limit_is_not_a_500(client, tenant, key, frozen):
+    """An unbounded `limit` reached the database as LIMIT 10**20 (500: SQLite overflow,
+    PostgreSQL `bigint out of range`); it is capped at `ApiPagination.max_limit`."""
+    make_return(client, key, tenant)
+    response = get(client, key, "/api/v1/returns/", limit="99999999999999999999")
+    assert response.status_code == 200
+    assert response.json()["count"] == 1 and len(response.json()["results"]) == 1

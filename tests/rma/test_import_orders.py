@@ -1020,3 +1020,22 @@ def test_import_header_after_blank_lines_reports_its_line(tenant):
         order_import_csv(tenant=tenant, stream_or_path=io.BytesIO(content), now=NOW)
     assert info.value.line == 3
     assert info.value.in_header is True
+
+
+def test_import_refuses_amounts_and_quantities_the_columns_cannot_hold(tenant, tmp_path):
+    """Out-of-range figures fail their order (not the whole import, not a poisoned row)."""
+    header = "Name,Email,Currency,Created at,Total,Lineitem quantity,Lineitem name,Lineitem price"
+    rows = [
+        "#7001,a@b.example,USD,2026-11-01 10:00:00 -0500,10.00,1,Tee,999999999999999999.99",
+        "#7002,a@b.example,USD,2026-11-01 10:00:00 -0500,1000000000000000.00,1,Tee,10.00",
+        "#7003,a@b.example,USD,2026-11-01 10:00:00 -0500,10.00,100000000000000000000,Tee,10.00",
+        "#7004,a@b.example,USD,2026-11-01 10:00:00 -0500,10.00,1,Tee,10.00",
+    ]
+    path = tmp_path / "huge.csv"
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    result = order_import_csv(tenant=tenant, stream_or_path=path, now=NOW)
+    assert (result.created, result.failed) == (1, 3)
+    assert [issue.order_number for issue in result.errors] == ["#7001", "#7002", "#7003"]
+    assert list(Order.objects.filter(tenant=tenant).values_list("number", "total")) == [
+        ("#7004", D("10.00"))
+    ]

@@ -306,3 +306,13 @@ def test_parse_bool_currency_tags():
     with pytest.raises(_FieldError, match="unknown currency 'XYZ'"):
         parse_currency("XYZ")
     assert parse_tags("vip, loyal, vip,, ") == ("vip", "loyal")
+
+
+def test_parse_amount_and_quantity_refuse_what_the_columns_cannot_hold():
+    """Money columns are Decimal(18, 3): at most 15 digits before the point."""
+    assert parse_amount("999999999999999.99", "Total", "USD") == D("999999999999999.99")
+    with pytest.raises(_FieldError, match="amount too large in Total"):
+        parse_amount("1000000000000000", "Total", "USD")
+    assert parse_quantity("1000000", "q") == 1_000_000
+    with pytest.raises(_FieldError, match="quantity too large in q"):
+        parse_quantity("1000001", "q")

@@ -455,3 +455,49 @@ def test_tracking_page_shows_open_exceptions_and_refund_estimate_in_plain_words(
     assert "The carrier reported a failed delivery attempt. We are looking into it." in body
     assert "Refund expected by 14 November." in body
     assert "Refund approved. Your bank may take 1-3 days." in body
+
+
+def test_latest_scan_is_shown_in_the_scan_zone_not_the_tenant_zone(client, tenant, frozen):
+    """08:00 UTC in Köln is 09:00 CET; the page must not show the tenant's clock time
+    (03:00 in New York) with the scan zone's abbreviation."""
+    assert tenant.time_zone != "Europe/Berlin"
+    order, lines = order_with_lines(tenant, number="#3101", lines=1)
+    rr = return_request_create(
+        tenant=tenant,
+        order=order,
+        email="buyer@example.com",
+        lines=[ReturnLineInput(line_id=lines[0].line_id, quantity=1, reason="other")],
+        method="drop_off",
+        source="customer",
+        now=NOW,
+    )
+    Shipment.objects.filter(return_request=rr).update(
+        tracking_number="SB3101",
+        label_state="ready",
+        last_scan_at=datetime(2026, 11, 9, 8, 0, tzinfo=UTC),
+        last_scan_time_zone="Europe/Berlin",
+        last_scan_location="Köln, DE",
+    )
+    body = client.get(f"/r/{rr.token}/", HTTP_HOST=HOST).content.decode()
+    assert "Nov. 9, 2026, 9 a.m. CET" in body
+
+
+def test_pickup_window_beyond_the_calendar_is_a_form_error(client, tenant, frozen):
+    """9999-12-31 23:59 in the tenant's zone is past year 9999 in UTC: a 400 form error,
+    not a 500 (OverflowError) when the return is written."""
+    _order, (l1, _l2) = order_with_lines(tenant)
+    lookup(client)
+    page = client.get("/return/", HTTP_HOST=HOST)
+    data = form_data(
+        page,
+        [(l1, 1, "too_small")],
+        method="pickup",
+        pickup_address="1 Main St",
+        pickup_start="9999-12-31T20:00",
+        pickup_end="9999-12-31T23:59",
+    )
+    before = counts()
+    response = client.post("/return/", data, HTTP_HOST=HOST)
+    assert response.status_code == 400
+    assert "Datetime value out of range." in response.content.decode()
+    assert counts() == before

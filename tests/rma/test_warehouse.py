@@ -3,6 +3,7 @@ with a second tenant and every role (DESIGN.md sections 3, 5, 10)."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -344,6 +345,19 @@ def test_page_keeps_the_chosen_condition(client, tenant_agent, two_returns):
     assert 'value="damaged" required id="id_condition_1" checked' in page or (
         'value="damaged"' in page and "checked" in page
     )
+
+
+def test_page_offers_the_condition_as_radio_buttons(client, tenant_agent, two_returns):
+    """A browser posts only what the page renders: the condition must be real inputs."""
+    client.force_login(tenant_agent)
+    page = client.get("/staff/check-in/", HTTP_HOST=A_HOST).content.decode()
+    assert '<input type="radio" name="condition" value="intact"' in page
+    assert '<input type="radio" name="condition" value="damaged"' in page
+    assert "<option" not in page
+    after = client.post(
+        "/staff/check-in/", {"code": "RMA-100001", "condition": "damaged"}, HTTP_HOST=A_HOST
+    ).content.decode()
+    assert re.search(r'<input type="radio" name="condition" value="damaged"[^>]* checked>', after)
 
 
 def test_restock_csv_page(client, tenant, tenant_agent, tenant_viewer, two_returns):

@@ -318,3 +318,56 @@ def test_orders_are_read_only_in_admin(client, world, tenant_admin):
     )
     assert c.get("/admin/rma/order/add/", HTTP_HOST=A_HOST).status_code == 403
     assert ReturnRequest.objects.filter(pk=world["a_return"].pk).exists()
+
+
+def test_tenant_admin_can_save_own_tenant_settings(
+    client, world, tenant, other_tenant, tenant_admin
+):
+    """The Tenant admin's save goes through `TenantScopedAdmin.save_model`, whose role
+    check must read the tenant of a Tenant from its pk (it has no `tenant_id`)."""
+    data = {
+        "name": "Acme Outdoor Co",
+        "country": "US",
+        "subdivision": "",
+        "time_zone": "America/New_York",
+        "currency": "USD",
+        "brand_color": "#123456",
+        "logo_url": "",
+        "support_email": "help@acme.example",
+        "escalation_email": "",
+        "domains-TOTAL_FORMS": 0,
+        "domains-INITIAL_FORMS": 0,
+    }
+    response = login(client, tenant_admin).post(
+        f"/admin/tenancy/tenant/{tenant.pk}/change/", data, HTTP_HOST=A_HOST
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    tenant.refresh_from_db()
+    assert (tenant.name, tenant.brand_color) == ("Acme Outdoor Co", "#123456")
+    # and still not another tenant's
+    response = login(client, tenant_admin).post(
+        f"/admin/tenancy/tenant/{other_tenant.pk}/change/", data, HTTP_HOST=BASE
+    )
+    assert response.status_code in (302, 403, 404)
+    other_tenant.refresh_from_db()
+    assert other_tenant.name == "Globex Apparel"
+
+
+@pytest.mark.parametrize("role", [Role.VIEWER, Role.AGENT, Role.ADMIN])
+def test_return_page_shows_its_lines_shipments_and_milestones_to_members(
+    client, world, tenant, role
+):
+    """Tenant members have roles, not Django model permissions: the read-only inlines
+    (lines, shipments, milestones, exceptions, status changes) must still render."""
+    user = MembershipFactory(tenant=tenant, user=UserFactory(username="member"), role=role).user
+    rr = world["a_return"]
+    line = rr.lines.get()
+    page = login(client, user).get(f"/admin/rma/returnrequest/{rr.pk}/change/", HTTP_HOST=A_HOST)
+    assert page.status_code == 200
+    body = page.content.decode()
+    for inline_prefix in ("lines", "shipments"):
+        assert f'id="{inline_prefix}-group"' in body, inline_prefix
+    assert line.order_line.sku in body
+    assert world["a_ship"].tracking_number in body
+    # still nothing of the other tenant's
+    assert world["b_ship"].tracking_number not in body

@@ -145,3 +145,21 @@ def test_api_tracking_events_needs_a_key(client, tenant):
         URL, data="{}", content_type="application/json", HTTP_HOST="acme.localhost"
     )
     assert response.status_code in (401, 403)
+
+
+def test_api_deeply_nested_json_is_a_400_not_a_500(client, tenant, acme_key):
+    """json.loads raises RecursionError (not ValueError) past Python's recursion limit:
+    both the request body and a payload given as a string must answer 400."""
+    deep = "[" * 100_000 + "]" * 100_000
+    as_string = post(client, acme_key, {"carrier": "sandbox", "payload": deep})
+    assert as_string.status_code == 400, as_string.content[:300]
+    assert as_string.json()["code"] == "payload"
+    body = client.post(
+        URL,
+        data='{"carrier": "sandbox", "payload": ' + deep + "}",
+        content_type="application/json",
+        HTTP_HOST="acme.localhost",
+        HTTP_AUTHORIZATION=f"Api-Key {acme_key}",
+    )
+    assert body.status_code == 400, body.content[:300]
+    assert body.json()["code"] == "parse_error"

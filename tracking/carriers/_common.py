@@ -25,6 +25,8 @@ def load_json(body: bytes) -> JSON:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise PayloadError(f"not JSON: {exc}") from exc
+    except RecursionError:
+        raise PayloadError("not JSON: nested too deeply") from None
 
 
 def load_xml(body: bytes) -> Element:
