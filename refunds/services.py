@@ -91,6 +91,7 @@ ISSUING_STALE_AFTER = timedelta(minutes=10)
 HOLDING_EXCEPTIONS = (ExceptionKind.WAREHOUSE_MISMATCH, ExceptionKind.DAMAGED_PACKAGE)
 HOLD_EXCEPTION_REASON = "open warehouse exception"
 HOLD_MANUAL_REASON = "manual approval required"
+HOLD_ZERO_AMOUNT_REASON = "computed amount is zero"
 LIVE_STATES = (RefundState.APPROVED, RefundState.ISSUING, RefundState.ISSUED)
 
 
@@ -629,14 +630,40 @@ def refund_approve_if_due(
         return ApprovalResult(refund, approved=False, held=True)
     if refund.state == RefundState.HELD and refund.hold_reason != HOLD_EXCEPTION_REASON:
         return ApprovalResult(refund, approved=False, held=True)  # held by staff
-    _approve(refund, rr, actor=actor, reason=f"trigger {refund.trigger} reached", now=now)
+    result = refund_amount_compute(refund=refund, order=rr.order, return_request=rr)
+    if result.amount + result.bonus <= 0:
+        # Units came back but nothing would be paid (the order's total is used up,
+        # or fees eat the value): a person looks before the customer is told
+        # "refund 0.00". Staff approve or cancel it in the admin.
+        if refund.state == RefundState.PENDING:
+            _transition(
+                refund,
+                RefundState.HELD,
+                actor=actor,
+                reason=f"held: computed amount is 0.00 {refund.currency}",
+                now=now,
+                hold_reason=HOLD_ZERO_AMOUNT_REASON,
+            )
+        return ApprovalResult(refund, approved=False, held=True)
+    _approve(
+        refund, rr, actor=actor, reason=f"trigger {refund.trigger} reached", now=now, result=result
+    )
     return ApprovalResult(refund, approved=True)
 
 
-def _approve(refund: Refund, rr: ReturnRequest, *, actor: str, reason: str, now: datetime) -> None:
-    """Compute, approve, e-mail, enqueue. Caller holds order, return, refund locks."""
+def _approve(
+    refund: Refund,
+    rr: ReturnRequest,
+    *,
+    actor: str,
+    reason: str,
+    now: datetime,
+    result: amounts_lib.AmountResult | None = None,
+) -> None:
+    """Compute (unless given), approve, e-mail, enqueue. Caller holds order, return, refund locks."""
     order = rr.order
-    result = refund_amount_compute(refund=refund, order=order, return_request=rr)
+    if result is None:
+        result = refund_amount_compute(refund=refund, order=order, return_request=rr)
     _transition(
         refund,
         RefundState.APPROVED,

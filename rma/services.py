@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
@@ -2183,8 +2184,28 @@ def order_upsert_from_api(
         line.tenant = tenant
         line.order = order
         line.save()
+    _order_totals_derive(order=order, given=fields, currency=currency)
     order.refresh_from_db()
     return order, created
+
+
+def _order_totals_derive(*, order: Order, given: dict[str, Any], currency: str) -> None:
+    """Fill the totals an API client left out, from the lines (Shopify's definitions:
+    subtotal = line prices after line discounts; total = subtotal + shipping +
+    duties + taxes unless prices include taxes). A total left at 0.00 would cap
+    every refund of the order at 0.00 (DESIGN.md section 7)."""
+    derived: dict[str, Decimal] = {}
+    if given.get("subtotal") is None:
+        lines = OrderLine.objects.filter(tenant_id=order.tenant_id, order=order)
+        derived["subtotal"] = quantize(
+            sum((ol.unit_price * ol.quantity - ol.discount for ol in lines), Decimal(0)), currency
+        )
+    if given.get("total") is None:
+        subtotal = derived.get("subtotal", order.subtotal)
+        taxes = Decimal(0) if order.taxes_included else order.taxes
+        derived["total"] = quantize(subtotal + order.shipping + order.duties + taxes, currency)
+    if derived:
+        Order.objects.filter(pk=order.pk, tenant_id=order.tenant_id).update(**derived)
 
 
 # Closing a return with its outcome (refunds issue)

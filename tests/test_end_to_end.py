@@ -178,3 +178,28 @@ def test_parcel_never_scanned_is_caught_at_72_hours(other_tenant):
     assert (
         Notification.objects.filter(return_request=stalled, key__startswith="alert:").count() == 1
     )
+
+
+def test_a_refund_that_would_pay_nothing_is_held_for_staff(tenant):
+    """The order's total is already refunded in Shopify (but no units match the amount),
+    so the cap leaves 0.00: the refund is held, never approved and issued as 0.00."""
+    order, line = standard_order(tenant)
+    order.refunded_amount = order.total
+    order.save()
+    rr = return_request_create(
+        tenant=tenant,
+        order=order,
+        email=order.email,
+        lines=[ReturnLineInput(line_id=line.line_id, quantity=1, reason="too_small")],
+        method="drop_off",
+        source="customer",
+        now=T0,
+    )
+    labels.label_purchase(shipment=rr.shipments.get(), timeout=5, now=T0)
+    for hours in (0, 3, 51):
+        poll_due_run(now=T0 + hours * H)
+        run_owed(T0 + hours * H)
+    refund = Refund.objects.get(return_request=rr)
+    assert (refund.state, refund.hold_reason) == ("held", "computed amount is zero")
+    assert not RefundTransaction.objects.filter(refund=refund).exists()
+    assert not Notification.objects.filter(return_request=rr, kind__icontains="refund").exists()

@@ -574,3 +574,44 @@ def test_list_limit_is_capped_so_a_huge_limit_is_not_a_500(client, tenant, key, 
     response = get(client, key, "/api/v1/returns/", limit="99999999999999999999")
     assert response.status_code == 200
     assert response.json()["count"] == 1 and len(response.json()["results"]) == 1
+
+
+def test_put_order_without_totals_derives_them_from_the_lines(client, tenant, key, frozen):
+    body = {
+        "number": "#3001",
+        "email": "sam@example.com",
+        "currency": "USD",
+        "placed_at": "2026-11-01T14:00:00Z",
+        "fulfilled_at": "2026-11-02T10:00:00Z",
+        "shipping": "5.00",
+        "taxes": "8.00",
+        "lines": [
+            {
+                "sku": "A",
+                "quantity": 2,
+                "unit_price": "40.00",
+                "discount": "10.00",
+                "fulfillment_status": "fulfilled",
+            },
+            {"sku": "B", "quantity": 1, "unit_price": "30.00", "fulfillment_status": "fulfilled"},
+        ],
+    }
+    response = client.put(
+        "/api/v1/orders/3001/",
+        data=json.dumps(body),
+        content_type="application/json",
+        HTTP_HOST=HOST,
+        HTTP_AUTHORIZATION=f"Api-Key {key}",
+    )
+    assert response.status_code in (200, 201), response.content
+    data = response.json()
+    assert (data["subtotal"], data["total"]) == ("100.00", "113.00")
+    given = {**body, "subtotal": "90.00", "total": "99.00"}
+    again = client.put(
+        "/api/v1/orders/3001/",
+        data=json.dumps(given),
+        content_type="application/json",
+        HTTP_HOST=HOST,
+        HTTP_AUTHORIZATION=f"Api-Key {key}",
+    )
+    assert (again.json()["subtotal"], again.json()["total"]) == ("90.00", "99.00")
