@@ -5,6 +5,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA_DIR ?= $(CURDIR)/data
 SCREENSHOT_DIR ?= $(CURDIR)/docs/screenshots
+# `make test` keeps its pictures out of the committed docs/screenshots.
+TEST_SCREENSHOT_DIR ?= $(CURDIR)/data/test/screenshots
 
 .PHONY: install demo seed run test lint unit bench screenshots check-deploy clean
 
@@ -29,7 +31,7 @@ lint: install
 	$(VENV)/bin/lint-imports
 
 unit: install
-	SCREENSHOT_DIR=$(SCREENSHOT_DIR) $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	SCREENSHOT_DIR=$(TEST_SCREENSHOT_DIR) $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 ## make bench: benchmarks that print figures (tests/perf/). The PostgreSQL ones make
 ## their own scratch databases (rp_bench_detect, rp_bench_ingest) on BENCH_PG's server.

@@ -22,6 +22,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from simple_history.admin import SimpleHistoryAdmin
 
 from refunds import services
@@ -44,7 +45,7 @@ from returns_portal.tenancy.admin_base import (
 )
 from returns_portal.tenancy.crypto import encrypt, encrypt_json
 from returns_portal.tenancy.models import Role
-from rma.admin import ReadOnlyAdminMixin, ReadOnlyInline
+from rma.admin import ReadOnlyAdminMixin, ReadOnlyInline, money_display
 from rma.models import Order
 
 MONEY_MAPS = ("order_total_min", "order_total_max", "line_value_min", "line_value_max")
@@ -225,9 +226,8 @@ class RefundAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_display = (
         "return_request",
         "state",
-        "amount",
-        "bonus_amount",
-        "currency",
+        "amount_display",
+        "bonus_display",
         "method",
         "trigger",
         "rule_name",
@@ -235,6 +235,15 @@ class RefundAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
         "approved_at",
         "issued_at",
     )
+
+    @admin.display(description=_("Amount"), ordering="amount")
+    def amount_display(self, obj: Refund) -> str:
+        return money_display(obj.amount, obj.currency)
+
+    @admin.display(description=_("Bonus"), ordering="bonus_amount")
+    def bonus_display(self, obj: Refund) -> str:
+        return money_display(obj.bonus_amount, obj.currency) if obj.bonus_amount else "-"
+
     list_filter = ("tenant", "state", "method", "trigger", "gateway")
     search_fields = ("return_request__rma_number", "uuid", "gateway_reference")
     exclude = ("tenant",)
@@ -314,10 +323,14 @@ class RefundSettingsAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
         "bank_days_original_min",
         "bank_days_original_max",
     )
+    list_select_related = ("tenant",)
     list_filter = ("tenant",)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # one per tenant, made by provisioning
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # one per tenant: deleting it could not be undone here
 
 
 class GatewayAccountForm(TenantScopedModelForm):

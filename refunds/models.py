@@ -230,7 +230,7 @@ class RefundSettings(TenantOwned):
         ]
 
     def __str__(self) -> str:
-        return f"Refund settings of {self.tenant_id}"
+        return f"Refund settings of {self.tenant.name}"
 
     def bank_days(self, method: str) -> tuple[int, int]:
         """(min, max) business days the customer's bank/store may take for `method`."""

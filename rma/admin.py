@@ -44,7 +44,15 @@ from rma.models import (
     Shipment,
     SlaPolicy,
 )
+from rma.money import format_amount
 from rma.services import DUE_TIMES_RECOMPUTE_TASK, enqueue_on_commit
+
+
+def money_display(value: Any, currency: str) -> str:
+    """`86.01 USD`, `9899 JPY`, `1.500 KWD`: the currency's exponent, never Decimal(18, 3)'s."""
+    if value is None:
+        return "-"
+    return f"{format_amount(value, currency)} {currency}"
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -110,11 +118,15 @@ class OrderAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
         "number",
         "email",
         "placed_at",
-        "total",
-        "currency",
+        "total_display",
         "financial_status",
         "fulfillment_status",
     )
+
+    @admin.display(description=_("Total"), ordering="total")
+    def total_display(self, obj: Order) -> str:
+        return money_display(obj.total, obj.currency)
+
     list_filter = ("tenant", "financial_status", "fulfillment_status", "risk_level", "is_cancelled")
     search_fields = ("number", "number_key", "email", "shopify_id")
     date_hierarchy = "placed_at"
@@ -154,6 +166,7 @@ class SlaPolicyAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
         "alert_no_movement",
         "auto_escalate_after_hours",
     )
+    list_select_related = ("tenant",)
     list_filter = ("tenant",)
     fieldsets = sla_policy_fieldsets()  # issue 5: targets, alerts, loyalty, escalation
     inlines = [SlaTransitRouteInline]  # issue 5: per-route transit targets
@@ -165,6 +178,9 @@ class SlaPolicyAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # one per tenant, made by provisioning
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # one per tenant: deleting it could not be undone here
 
 
 class ReturnLineInline(ReadOnlyInline):

@@ -318,7 +318,7 @@ class SlaPolicy(TenantOwned):
         constraints = [models.UniqueConstraint(fields=["tenant"], name="slapolicy_one_per_tenant")]
 
     def __str__(self) -> str:
-        return f"SLA policy of {self.tenant_id}"
+        return f"SLA policy of {self.tenant.name}"
 
     @property
     def loyal_tag_set(self) -> frozenset[str]:

@@ -1810,20 +1810,24 @@ def shipment_label_store(*, shipment: Shipment, outcome: Any, now: datetime) -> 
         shipment.refresh_from_db()
         shipment_hooks_run_created(shipment, now=now)
     elif outcome.status == LabelStatus.FAILED:
-        pending.update(
+        if pending.update(
             label_state=LabelState.FAILED, label_error=outcome.reason[:500], updated_at=now
-        )
+        ):
+            _label_failed_notify(shipment=shipment, reason=outcome.reason, now=now)
     else:
         current = pending.values_list("label_attempts", flat=True).first()
         if current is not None:
             attempts = current + 1
             if attempts >= MAX_ATTEMPTS:
-                pending.update(
+                if pending.update(
                     label_state=LabelState.FAILED,
                     label_attempts=attempts,
                     label_error=f"no label after {attempts} tries: {outcome.reason}"[:500],
                     updated_at=now,
-                )
+                ):
+                    _label_failed_notify(
+                        shipment=shipment, reason=f"no label after {attempts} tries", now=now
+                    )
             else:
                 pending.update(
                     label_attempts=attempts,
@@ -1833,6 +1837,30 @@ def shipment_label_store(*, shipment: Shipment, outcome: Any, now: datetime) -> 
                 )
     shipment.refresh_from_db()
     return shipment
+
+
+def _label_failed_notify(*, shipment: Shipment, reason: str, now: datetime) -> None:
+    """Tell the tenant's support address that a label could not be bought, so a
+    person sends the customer one (the portal promises it). Once per shipment."""
+    rr = ReturnRequest.objects.select_related("tenant", "order").get(
+        pk=shipment.return_request_id, tenant_id=shipment.tenant_id
+    )
+    tenant = rr.tenant
+    notification_queue(
+        tenant=tenant,
+        key=f"label_failed:{shipment.pk}",
+        kind="label_failed",
+        to_email=tenant.support_email,
+        subject=f"Label needed for {rr.rma_number} (order {rr.order.number})",
+        body_text=(
+            f"The {shipment.carrier} label for return {rr.rma_number} could not be bought: {reason}.\n"
+            f"The customer ({rr.email}) was told we will e-mail a label. Buy one and attach its "
+            f"tracking number with POST /api/v1/returns/{rr.rma_number}/shipments/, then send "
+            "the customer the label.\n"
+        ),
+        now=now,
+        return_request=rr,
+    )
 
 
 class DropoffClaimRefused(ValueError):

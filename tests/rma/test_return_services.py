@@ -351,6 +351,14 @@ def test_permanent_provider_error_fails_the_label(tenant):
     shipment = rr.shipments.get()
     assert shipment.label_state == "failed" and shipment.label_error == "account suspended"
     assert not rr.milestones.filter(name="label_created").exists()
+    # The portal promised the customer a label by e-mail: the tenant's support is told.
+    from rma.models import Notification
+
+    notice = Notification.objects.get(return_request=rr, kind="label_failed")
+    assert notice.to_email == "support@acme.example"
+    assert rr.rma_number in notice.subject and "account suspended" in notice.body_text
+    labels.label_purchase(shipment=shipment, timeout=1, now=NOW)  # no second notice
+    assert Notification.objects.filter(return_request=rr, kind="label_failed").count() == 1
 
 
 def test_dropoff_claim_reaches_dropped_off_from_customer_once(tenant):
