@@ -29,6 +29,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Q, Sum
+from django.utils.translation import gettext
 
 from refunds import amounts as amounts_lib
 from refunds import rules as rules_lib
@@ -1126,12 +1127,17 @@ def refund_estimate_refresh(
         pk=return_request.pk
     )
     if refund.method == RefundMethod.EXCHANGE:
+        shipped = Exchange.objects.filter(
+            tenant_id=rr.tenant_id, return_request=rr, shipped_at__isnull=False
+        ).exists()
         return_refund_summary_update(
             return_request=return_request,
             now=now,
             refund_estimate_from=None,
             refund_estimate_to=None,
-            refund_estimate_text="Exchange: we ship your replacement after inspection",
+            refund_estimate_text=gettext("Exchange: your replacement is on its way.")
+            if shipped
+            else gettext("Exchange: we ship your replacement once your return is inspected."),
         )
         return
     settings_ = refund_settings_for(rr.tenant_id)

@@ -184,6 +184,22 @@ def next_step_text(
     if refund_state in ("approved", "issuing"):
         return _("Refund approved. Your bank may take 1-3 days.")
     current = timeline.current
+    late = bool(timeline.overdue)
+    if late and current in ("label_created", "dropped_off"):
+        return _(
+            "We haven't seen a carrier scan yet. If you've dropped the parcel off, keep "
+            "your receipt: we're checking with the carrier."
+        )
+    if late and current in ("first_scan", "in_transit"):
+        return _(
+            "Your parcel is taking longer than expected to reach us. We're keeping an eye on it."
+        )
+    if late and current == "delivered":
+        return _(
+            "Delivered to our return centre. Checking it in is taking longer than usual; we're on it."
+        )
+    if late and current == "received":
+        return _("Received. The inspection is taking longer than usual; we're on it.")
     if current == "requested":
         if label_state == "pending":
             return _("We're creating your return label. This page updates by itself.")
@@ -196,7 +212,7 @@ def next_step_text(
                 "Label ready. Print it and attach it to the parcel; the carrier will pick it up."
             )
         return _(
-            "Label ready. Print it (or show the QR code) and drop the parcel off. "
+            "Label ready. Print it, stick it on the parcel and drop it off. "
             "First scan expected within %(hours)s of the label."
         ) % {"hours": _hours_range(targets.first_scan_hours)}
     if current == "dropped_off":

@@ -123,7 +123,9 @@ def test_customer_journey_in_chromium(live_server):
             expect(page.locator('[data-milestone="label_created"]')).to_have_attribute(
                 "data-state", "current"
             )
-            expect(page.locator("#next-step")).to_contain_text("drop the parcel off")
+            expect(page.locator("#next-step")).to_contain_text(
+                "stick it on the parcel and drop it off"
+            )
             expect(page.locator("#parcel")).to_contain_text("Sandbox Post")
             # Times are rendered in the shop's zone and converted to the browser's by JavaScript.
             expect(page.locator('[data-milestone="requested"] time')).to_contain_text("GMT+1")

@@ -117,7 +117,7 @@ def test_journey_lookup_return_label_qr_tracking(client, tenant, frozen, media_r
     body = tracking.content.decode()
     assert 'data-milestone="label_created" data-state="current"' in body
     assert 'data-milestone="dropped_off" data-state="next"' in body
-    assert "Print it (or show the QR code) and drop the parcel off" in body
+    assert "Print it, stick it on the parcel and drop it off" in body
     assert "Sandbox Post" in body and shipment.tracking_number in body
     assert 'hx-trigger="every 30s"' in body
     assert "I&#x27;ve dropped it off" in body or "I've dropped it off" in body

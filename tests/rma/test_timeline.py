@@ -90,7 +90,7 @@ def test_next_step_plain_words_follow_mission_messages():
 
     assert "creating your return label" in words("requested", label_state="pending")
     assert "couldn't create your label" in words("requested", label_state="failed")
-    assert "drop the parcel off" in words("requested", "label_created")
+    assert "stick it on the parcel and drop it off" in words("requested", "label_created")
     assert "pick it up" in words("requested", "label_created", method="pickup")
     assert words("requested", "label_created", "dropped_off") == (
         "Dropped off. First scan expected within 24-72 hours."
@@ -100,3 +100,32 @@ def test_next_step_plain_words_follow_mission_messages():
         "Refund approved. Your bank may take 1-3 days."
     )
     assert "Refunded" in words("requested", "refunded")
+
+
+def test_next_step_admits_an_overdue_step():
+    """Past the first-scan target the page stops promising a scan "within 24-72 hours"."""
+    label = datetime(2026, 11, 16, 15, 0, tzinfo=UTC)
+    facts = [
+        MilestoneFact("requested", label, "customer"),
+        MilestoneFact("label_created", label, "system"),
+    ]
+    calendar = BusinessCalendar("America/New_York", "US", "NY")
+    for hours, expected in (
+        (71, "First scan expected within"),
+        (73, "We haven't seen a carrier scan yet"),
+    ):
+        timeline = build_timeline(
+            facts,
+            targets=SlaTargets(),
+            calendar=calendar,
+            domestic=True,
+            now=label + timedelta(hours=hours),
+        )
+        text = next_step_text(
+            timeline,
+            method="drop_off",
+            label_state="ready",
+            refund_state="pending",
+            targets=SlaTargets(),
+        )
+        assert expected in text
