@@ -37,6 +37,7 @@ from rma.services import (
     PickupInput,
     ReturnLineInput,
     order_import_csv,
+    return_centre_update,
     return_dropoff_claim,
     return_policy_update,
     return_request_create,
@@ -89,7 +90,7 @@ DEMO_ORDERS: tuple[DemoOrder, ...] = (
             DemoLine("Trail Runner Shoe - 9", "TRS-9", Decimal("129.00")),
             DemoLine("Merino Tee - M", "MT-M", Decimal("45.00"), quantity=2),
         ),
-        tags="loyal",
+        tags="vip, loyal",
     ),
     DemoOrder(
         "#1002",
@@ -201,6 +202,16 @@ DEMO_ORDERS: tuple[DemoOrder, ...] = (
         (
             DemoLine("Trekking Poles", "TP-1", Decimal("89.00")),
             DemoLine("Trail Runner Shoe - 10", "TRS-10", Decimal("129.00")),
+        ),
+    ),
+    DemoOrder(
+        "#1015",
+        "lena.vogel@example.com",
+        "Lena Vogel",
+        4,
+        (
+            DemoLine("Rain Shell - M", "RS-M", Decimal("189.00")),
+            DemoLine("Merino Tee - S", "MT-S", Decimal("45.00"), quantity=2),
         ),
     ),
 )
@@ -320,6 +331,14 @@ def _demo_tenant() -> Tenant:
             currency="USD",
             support_email="help@demo-outfitters.example",
             escalation_email="escalations@demo-outfitters.example",
+        )
+        return_centre_update(
+            tenant=tenant,
+            name="Demo Outfitters Returns",
+            address="Demo Outfitters Returns\n250 Depot Road, Dock 4\nSecaucus, NJ 07094",
+            country="US",
+            subdivision="NJ",
+            time_zone="America/New_York",
         )
     return tenant
 

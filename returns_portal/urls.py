@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from refunds import webhooks as refund_webhooks
 from rma import warehouse_views
 
 urlpatterns = [
+    # Browsers ask for /favicon.ico on every page, the admin's included.
+    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     path("admin/", admin.site.urls),
     path("api/v1/", include("returns_portal.api.urls")),
     # --- refunds issue: Stripe refund webhook, warehouse staff pages ---

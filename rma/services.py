@@ -2781,3 +2781,24 @@ def return_policy_update(*, tenant: Tenant, **fields: Any) -> ReturnPolicy:
     policy.full_clean()
     policy.save()
     return policy
+
+
+@transaction.atomic
+def return_centre_update(*, tenant: Tenant, **fields: Any) -> ReturnCentre:
+    """Change the tenant's default return centre (name, address as printed on labels,
+    country, subdivision, time zone: its business-day calendar). Validated; raises
+    `ValidationError` for a bad zone and `ValueError` for an unknown field."""
+    allowed = {"name", "address", "country", "subdivision", "time_zone"}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValueError(f"not return centre fields: {sorted(unknown)}")
+    centre = ReturnCentre.objects.filter(tenant=tenant, is_default=True).first()
+    if centre is None:
+        centre = ReturnCentre(
+            tenant=tenant, is_default=True, country=tenant.country, time_zone=tenant.time_zone
+        )
+    for name, value in fields.items():
+        setattr(centre, name, value)
+    centre.full_clean()
+    centre.save()
+    return centre

@@ -14,6 +14,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
+from django.db import models
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
@@ -64,6 +65,8 @@ class TenantAdmin(TenantScopedAdmin):
     list_display = ("slug", "name", "country", "time_zone", "currency", "is_active")
     search_fields = ("slug", "name")
     inlines = [TenantDomainInline]
+    # A logo typed without a scheme is https (Django 6's default, chosen now).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     fields = (
         "slug",
         "name",
