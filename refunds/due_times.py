@@ -13,12 +13,14 @@ cancelled) nothing is due.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from django.db import transaction
 
 from refunds.models import Refund, RefundOutcome, RefundStateChange
 from refunds.states import RefundState
 from rma.models import ReturnRequest
+from rma.money import quantize
 from rma.services import (
     business_calendar_for,
     return_refund_summary_update,
@@ -79,15 +81,32 @@ def refund_due_times_refresh(*, refund: Refund, now: datetime) -> datetime | Non
         Refund.objects.filter(pk=row.pk, tenant_id=row.tenant_id).update(refund_due_at=due)
     refund.refund_due_at = due
     if row.outcome == RefundOutcome.REFUND:
-        currency = row.currency if row.amount is not None else ""
-        if (rr.expected_refund_amount, rr.expected_refund_currency) != (row.amount, currency):
+        amount = row.amount if row.amount is not None else expected_refund_value(rr, row.currency)
+        currency = row.currency if amount is not None else ""
+        if (rr.expected_refund_amount, rr.expected_refund_currency) != (amount, currency):
             return_refund_summary_update(
                 return_request=rr,
                 now=now,
-                expected_refund_amount=row.amount,
+                expected_refund_amount=amount,
                 expected_refund_currency=currency,
             )
     return due
+
+
+def expected_refund_value(return_request: ReturnRequest, currency: str) -> Decimal | None:
+    """Before approval computes the refund: the net value of the returned units that
+    are refunded (not exchanged), uncapped, in `currency` (DESIGN.md section 7 step
+    1). The exception queue's "value at risk" for returns not yet approved; None
+    when nothing is refunded."""
+    from refunds import amounts as amounts_lib
+    from refunds.services import line_units_for
+
+    values = [
+        amounts_lib.line_units_value(units, currency)[0]
+        for _line, units in line_units_for(return_request)
+        if not units.exchange
+    ]
+    return quantize(sum(values, Decimal(0)), currency) if values else None
 
 
 def refunds_due_times_refresh_for_return(*, return_request: ReturnRequest, now: datetime) -> None:

@@ -358,3 +358,24 @@ def test_issued_refund_has_nothing_due(tenant):
     assert refund_due_times_refresh(refund=refund, now=T0) is None
     refund.refresh_from_db()
     assert refund.refund_due_at is None
+
+
+def test_value_at_risk_before_approval_is_the_returned_units_net_value(tenant):
+    """The exception queue shows a value at risk for returns whose refund is not yet
+    computed: the returned units' net value (unit price minus discount share)."""
+    from tests.factories import ReturnLineFactory
+
+    line = ReturnLineFactory(
+        return_request__order__tenant=tenant,
+        order_line__unit_price=Decimal("60.00"),
+        order_line__quantity=3,
+        order_line__discount=Decimal("10.00"),
+        quantity=2,
+    )
+    rr = line.return_request
+    refund = refund_create_for_return(rr, now=T0)
+    assert refund.amount is None
+    refund_due_times_refresh(refund=refund, now=T0)
+    rr.refresh_from_db()
+    # Discount 10.00 over 3 units: 3.34 / 3.33 / 3.33; units 1-2 -> 120.00 - 6.67.
+    assert (rr.expected_refund_amount, rr.expected_refund_currency) == (Decimal("113.330"), "USD")
