@@ -77,8 +77,13 @@ def packing_slip_pdf(
     pdf.drawString(left, y, rma_number)
     pdf.setFont("Helvetica", 11)
     pdf.drawString(left, y - 7 * mm, _("Order %(number)s") % {"number": order_number})
-    barcode = code128.Code128(rma_number, barHeight=18 * mm, barWidth=0.45 * mm, humanReadable=True)
-    barcode.drawOn(pdf, left - 6 * mm, y - 35 * mm)
+    barcode = code128.Code128(
+        rma_number, barHeight=18 * mm, barWidth=0.45 * mm, humanReadable=False
+    )
+    barcode.drawOn(pdf, left - 6 * mm, y - 33 * mm)
+    # The human-readable line is drawn by hand: reportlab's own touches the bars.
+    pdf.setFont("Courier", 10)
+    pdf.drawString(left, y - 38 * mm, rma_number)
     _draw_qr(pdf, check_in_code, width - left - 45 * mm, y - 38 * mm, 45 * mm)
     pdf.setFont("Helvetica", 8)
     pdf.drawRightString(width - left, y - 42 * mm, check_in_code)
