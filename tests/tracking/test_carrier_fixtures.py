@@ -71,6 +71,18 @@ EXPECTED: dict[
             ],
         ),
     },
+    "bpost/item_tracking_sorted_out_for_distribution_delivered.xml": {
+        # statuses from bpost's own stateDescription in the sample (T00 sorted, L00 out
+        # for distribution, U01 distributed normally); oldest first, offsets given
+        "323212345659900040669030": (
+            "delivered",
+            [
+                ("T00", "2012-11-22T22:19:29Z", "in_transit", None),
+                ("L00", "2012-11-23T06:11:18Z", "out_for_delivery", None),
+                ("U01", "2012-11-23T08:31:07Z", "delivered", None),
+            ],
+        )
+    },
     "bpost/item_tracking_synthetic.xml": {
         "323212345659900357664030": (
             "exception.awaiting_pickup",
@@ -178,6 +190,14 @@ EXPECTED: dict[
             ],
         )
     },
+    "karrio/tracker_updated_webhook_docs_example.json": {
+        # the docs' event has no karrio status and DELIVERED is no UPS code: unknown,
+        # never guessed; the tracker's untimed status "delivered" replaces it
+        "1Z12345E0205271688": (
+            "delivered",
+            [("DELIVERED", "2024-01-17T23:30:00Z", "unknown", None)],
+        )
+    },
     "karrio/tracker_webhook_synthetic.json": {
         "794644790138": (
             "in_transit",
@@ -201,6 +221,17 @@ EXPECTED: dict[
                 ("ET1", "2023-02-17T22:13:12Z", "in_transit", None),
                 ("PC1", "2023-02-17T13:43:00Z", "accepted", None),
                 ("DR1", "2023-02-17T13:41:00Z", "label_created", None),
+            ],
+        )
+    },
+    "purolator/track_by_pin_new_tracking_number_assigned.xml": {
+        # the same scan twice, at a Montreal sort centre (depot "..., PQ": Quebec,
+        # America/Toronto, EST): a scan in Purolator's network is in_transit
+        "M123": (
+            "in_transit",
+            [
+                ("Other", "2004-01-13T22:23:00Z", "in_transit", None),
+                ("Other", "2004-01-13T22:23:00Z", "in_transit", None),
             ],
         )
     },

@@ -5,7 +5,10 @@ Source: Purolator E-Ship Web Services "Tracking Service" guide:
 ``Pickup``, ``ProofOfPickUp``, ``Delivery``, ``Undeliverable``, ``OnDelivery``,
 ``Other``...; ``ScanDate`` ``YYYY-MM-DD``, ``ScanTime`` ``HHMMSS`` local to
 ``Depot/Name``, ``Description``); newest first. Canada spans zones: the
-depot's city decides, else the time stays unresolved.
+depot's city decides, else the time stays unresolved. A depot name may end in
+its province (``MONTREAL SORT CTR/CTR TRIE, PQ`` in karrio's public Purolator
+fixture, with ``PQ``, the former abbreviation of Quebec): the province then
+places the scan when the name before it is not a known city.
 """
 
 from __future__ import annotations
@@ -14,7 +17,25 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from . import _common as c
-from .base import CarrierAdapter, Credentials, PayloadError, TrackingResult
+from . import timeparse
+from .base import CarrierAdapter, Credentials, Location, PayloadError, TrackingResult
+
+#: Former province abbreviations still printed in depot names -> ISO 3166-2:CA.
+_LEGACY_PROVINCES = {"PQ": "QC"}
+
+
+def _depot_location(depot: str | None) -> Location | None:
+    """``Depot/Name`` -> Location: ``NAME, XX`` with a Canadian province code is
+    split into city and province (the carrier's text kept as ``raw``); any other
+    name is the city, as before."""
+    if not depot:
+        return None
+    head, sep, tail = depot.rpartition(",")
+    province = tail.strip().upper()
+    province = _LEGACY_PROVINCES.get(province, province)
+    if sep and head.strip() and province in timeparse.SUBDIVISION_ZONES["CA"]:
+        return c.location(city=head, region=province, country="CA", raw=depot)
+    return c.location(city=depot, country="CA")
 
 
 class Adapter(CarrierAdapter):
@@ -49,8 +70,7 @@ class Adapter(CarrierAdapter):
             number = c.text(info_el, "PIN", "Value") or tracking_number
             events = []
             for scan in c.iter_local(info_el, "Scan"):
-                depot = c.text(scan, "Depot", "Name")
-                loc = c.location(city=depot, country="CA") if depot else None
+                loc = _depot_location(c.text(scan, "Depot", "Name"))
                 t = c.text(scan, "ScanTime")
                 local_text = c.joined(c.text(scan, "ScanDate"), t)
                 compact = c.joined(c.text(scan, "ScanDate"), t.replace(":", "") if t else None)
