@@ -35,6 +35,8 @@ class IdempotencyKey(TenantOwned):
         constraints = [
             models.UniqueConstraint(fields=["tenant", "key"], name="idempotencykey_unique")
         ]
+        # `retention_prune` deletes expired keys across tenants by age.
+        indexes = [models.Index(fields=["created_at"], name="idempotencykey_created")]
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} [{self.key}]"

@@ -196,8 +196,14 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=5),
     },
     "poll-carriers": {"task": "tracking.poll_due", "schedule": timedelta(minutes=1)},
+    "retention-prune": {"task": "returns_portal.retention_prune", "schedule": timedelta(hours=1)},
 }
 OUTBOX_SWEEP_AFTER = timedelta(minutes=2)
+# Retention (returns_portal/retention.py): an Idempotency-Key is remembered this long
+# (Stripe's 24 h); processed and rejected raw payloads are deleted after this many
+# days (0 keeps them forever). Payloads still waiting for an unmatched number are kept.
+IDEMPOTENCY_KEY_TTL = timedelta(hours=env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=24))
+RAW_PAYLOAD_RETENTION_DAYS = env.int("RAW_PAYLOAD_RETENTION_DAYS", default=90)
 
 # --- E-mail ---------------------------------------------------------------
 # django-environ drops the first "/" of the URL's path: an absolute directory needs

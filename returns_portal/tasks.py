@@ -73,3 +73,16 @@ def due_times_recompute(tenant_id: int) -> int:
         if holder is None:
             return 0
         return recompute(tenant_id=tenant_id, now=timezone.now())
+
+
+@shared_task(name="returns_portal.retention_prune")
+def retention_prune() -> list[str]:
+    """Beat, hourly: forget expired idempotency keys and old raw payloads
+    (`returns_portal.retention`) under the `retention_prune` lease."""
+    from returns_portal.retention import LEASE_NAME, LEASE_TTL
+    from returns_portal.retention import retention_prune as prune
+
+    with job_lease(LEASE_NAME, ttl=LEASE_TTL) as holder:
+        if holder is None:
+            return []
+        return prune(now=timezone.now()).lines()

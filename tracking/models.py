@@ -118,6 +118,8 @@ class RawPayload(TenantOwned):
                 condition=Q(state="received", verified_at__isnull=False),
                 name="rawpayload_outbox",
             ),
+            # `raw_payloads_prune` deletes old rows across tenants by age.
+            models.Index(fields=["received_at"], name="rawpayload_received"),
         ]
 
     def __str__(self) -> str:

@@ -31,9 +31,11 @@ from tracking.ingest import (
 )
 from tracking.models import (
     CarrierAccount,
+    PayloadState,
     RawPayload,
     StatusOverride,
     TrackingEvent,
+    UnmatchedPayload,
     UnmatchedTrackingNumber,
 )
 from tracking.normalize import classify
@@ -48,6 +50,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "carrier_account_save",
+    "raw_payloads_prune",
     "shipment_attach_unmatched",
     "shipment_created",
     "status_override_save",
@@ -347,3 +350,42 @@ def shipment_attach_unmatched(*, shipment: Shipment, now: datetime) -> int:
             attached_at=now, shipment=shipment
         )
     return stored
+
+
+# --------------------------------------------------------------------------
+# Retention
+# --------------------------------------------------------------------------
+#: States whose payloads are done with: ingested, or refused and past replay.
+PRUNABLE_PAYLOAD_STATES = (PayloadState.PROCESSED, PayloadState.REJECTED)
+
+
+def raw_payloads_prune(*, before: datetime, batch_size: int = 2000, max_batches: int = 50) -> int:
+    """Delete raw payloads received before `before` (UTC) that are `processed` or
+    `rejected`, across all tenants, in batches of `batch_size` rows (each its own
+    transaction, so a long backlog never holds one big lock). Returns the count.
+
+    Kept whatever their age: `received` (still owed processing) and `failed`
+    (waiting for `replay_webhooks`) payloads, and any payload that mentions a
+    number still unmatched (`shipment_attach_unmatched` ingests it again when the
+    shipment appears). Tracking events keep their data; their `payload` link
+    becomes null. At most `max_batches` batches per call; the hourly beat job
+    catches up on the rest.
+    """
+    waiting = UnmatchedPayload.objects.filter(unmatched__attached_at__isnull=True).values(
+        "payload_id"
+    )
+    candidates = (
+        RawPayload.objects.filter(received_at__lt=before, state__in=PRUNABLE_PAYLOAD_STATES)
+        .exclude(pk__in=waiting)
+        .order_by("received_at", "pk")
+    )
+    deleted = 0
+    for _batch in range(max_batches):
+        ids = list(candidates.values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            break
+        with transaction.atomic():
+            # The conditions again: a row may have changed since it was picked.
+            _total, per_model = candidates.filter(pk__in=ids).delete()
+        deleted += per_model.get(RawPayload._meta.label, 0)
+    return deleted

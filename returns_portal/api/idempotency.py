@@ -6,7 +6,10 @@ method, path or body is a 422; a key whose first request is still running
 is a 409 with `Retry-After`. Keys are per tenant (`IdempotencyKey`, unique
 `(tenant, key)`). A first request that ends in a 5xx releases its key, so a
 retry runs again; 2xx and 4xx answers are kept. An in-progress claim older
-than `STALE_AFTER` (a crashed request) is taken over.
+than `STALE_AFTER` (a crashed request) is taken over. A key is remembered for
+`settings.IDEMPOTENCY_KEY_TTL` (24 h by default, as Stripe does): after that
+the same key starts a new request, whether or not `retention_prune` has
+deleted the old row yet.
 
 The body hash is SHA-256 over the raw JSON body, or for multipart over the
 `data` part and each file's field name, file name and bytes, in order, so
@@ -22,6 +25,7 @@ from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import status
@@ -80,6 +84,20 @@ def idempotency_claim(
     except IntegrityError:
         pass
     record = IdempotencyKey.objects.select_for_update().get(tenant=tenant, key=key)
+    if record.created_at <= now - settings.IDEMPOTENCY_KEY_TTL:
+        # Expired: the key is free again (the row is reused, not deleted, so the
+        # unique (tenant, key) constraint keeps serializing concurrent claims).
+        IdempotencyKey.objects.filter(pk=record.pk).update(
+            method=method,
+            path=path[:500],
+            body_hash=body_hash,
+            status_code=None,
+            response_body=None,
+            created_at=now,
+            completed_at=None,
+        )
+        record.refresh_from_db()
+        return Claim("new", record)
     if (record.method, record.path, record.body_hash) != (method, path[:500], body_hash):
         return Claim("mismatch", record)
     if record.status_code is not None:
