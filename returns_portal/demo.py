@@ -32,11 +32,11 @@ from returns_portal.tenancy.services import membership_set, tenant_absolute_url,
 from rma import labels
 from rma.importers.shopify import COLUMNS
 from rma.models import Milestone, Order, ReturnRequest
+from rma.order_services import order_import_csv
 from rma.photos import ProcessedPhoto, photo_process
 from rma.services import (
     PickupInput,
     ReturnLineInput,
-    order_import_csv,
     return_centre_update,
     return_dropoff_claim,
     return_policy_update,

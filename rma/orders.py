@@ -3,7 +3,7 @@
 `OrderData` / `OrderLineData` are what both order writers take: the Shopify
 orders-export importer (`rma.importers.shopify`) builds them from CSV rows and
 the API's `PUT /api/v1/orders/<number>/` builds them from JSON; both call
-`rma.services.order_upsert`, so there is one writer.
+`rma.order_services.order_upsert`, so there is one writer.
 
 The rules here take plain values and return plain values (no database), so
 they are tested exhaustively on their own:

@@ -38,6 +38,7 @@ from returns_portal.api.serializers import (
 )
 from rma.labels import labels_purchase_for_return
 from rma.models import ReturnRequest
+from rma.order_services import order_upsert_from_api
 from rma.photos import PhotoRejected, photo_process
 from rma.selectors import order_get_by_number, return_get_by_rma_number
 from rma.services import (
@@ -46,7 +47,6 @@ from rma.services import (
     ReturnLineInput,
     ReturnRefused,
     ShipmentInput,
-    order_upsert_from_api,
     return_request_create,
     shipment_attach,
 )

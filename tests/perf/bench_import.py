@@ -139,7 +139,7 @@ def main() -> None:
     from django.db import connection
 
     from returns_portal.tenancy.services import tenant_create
-    from rma.services import order_import_csv
+    from rma.order_services import order_import_csv
 
     call_command("migrate", verbosity=0)
     tenant = tenant_create(slug=f"bench-{int(time.time())}", name="Bench")

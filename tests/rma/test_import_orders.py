@@ -15,8 +15,8 @@ from django.core.management import CommandError, call_command
 
 from rma.importers.shopify import ExportFileError, RowIssue
 from rma.models import Customer, Order, OrderLine, OrderSource
+from rma.order_services import OrderDataError, order_import_csv, order_upsert
 from rma.orders import OrderData, OrderLineData
-from rma.services import OrderDataError, order_import_csv, order_upsert
 from tests.factories import ReturnLineFactory, ReturnRequestFactory
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "orders"
@@ -983,7 +983,7 @@ def test_import_shared_sample_exact(tenant):
 
 
 def test_import_in_small_chunks_gives_the_same_result(tenant, monkeypatch):
-    monkeypatch.setattr("rma.services.IMPORT_CHUNK", 3)
+    monkeypatch.setattr("rma.order_services.IMPORT_CHUNK", 3)
     first = run_import(tenant, "bad_rows.csv")
     assert (first.created, first.failed, first.errors) == (4, 9, BAD_ROWS_ERRORS)
     before = snapshot(tenant)

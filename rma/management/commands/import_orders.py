@@ -1,7 +1,7 @@
 """`manage.py import_orders --tenant SLUG FILE.csv` (DESIGN.md section 9).
 
 Imports a Shopify orders export (Admin > Orders > Export) into one tenant
-through `rma.services.order_import_csv`, then prints the summary: counts of
+through `rma.order_services.order_import_csv`, then prints the summary: counts of
 orders created / updated / unchanged / failed, each failed record with its
 physical line number and reason, then the warnings. Exit status 1 when any
 record failed or the file could not be read (unknown tenant, missing or
@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from returns_portal.tenancy.models import Tenant
 from rma.importers.shopify import ExportFileError
-from rma.services import ImportResult, order_import_csv
+from rma.order_services import ImportResult, order_import_csv
 
 
 def _plural(count: int, word: str) -> str:
