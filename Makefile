@@ -29,6 +29,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	DEBUG=1 $(VENV)/bin/mypy
 
 unit: install
 	SCREENSHOT_DIR=$(TEST_SCREENSHOT_DIR) $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)

@@ -79,7 +79,8 @@ class RefundRuleForm(TenantScopedModelForm):
         fields = "__all__"
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         for name in MONEY_MAPS:
             value = cleaned.get(name) or {}
             if not isinstance(value, dict):
@@ -207,7 +208,7 @@ class RefundDecisionChangeInline(ReadOnlyInline):
 
 def _run_each(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet, fn, verb: str
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     done, refused = 0, []
     for refund in queryset:
         try:

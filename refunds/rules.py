@@ -358,7 +358,7 @@ def _facts_snapshot(facts: RefundFacts) -> dict:
 
 def choose_rule(rules: Sequence[RuleSpec], facts: RefundFacts) -> Decision:
     """The first rule (by `position`, then the given order) matching `facts`, or the fallback."""
-    skipped = []
+    skipped: list[dict[str, str]] = []
     ordered = sorted(enumerate(rules), key=lambda pair: (pair[1].position, pair[0]))
     for _i, rule in ordered:
         matched, reasons = evaluate_rule(rule, facts)

@@ -7,7 +7,7 @@ from rma.models import ReturnRequest
 from rma.money import format_amount
 
 
-def _iso(value):  # type: ignore[no-untyped-def]
+def _iso(value):
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 

@@ -765,7 +765,7 @@ def _request_for(refund: Refund) -> RefundRequest:
     )
 
 
-def _gateway(refund: Refund):  # type: ignore[no-untyped-def]
+def _gateway(refund: Refund):
     account = None
     if refund.gateway != GatewayProvider.SANDBOX:
         account = GatewayAccount.objects.filter(

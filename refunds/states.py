@@ -44,7 +44,7 @@ class RefundRaceLost(Exception):
     pass
 
 
-def refund_transition(*, refund, to_state: str, actor: str, reason: str, now: datetime, **fields):  # type: ignore[no-untyped-def]
+def refund_transition(*, refund, to_state: str, actor: str, reason: str, now: datetime, **fields):
     """Move `refund` to `to_state` with a conditional update and an audit row.
 
     Raises `InvalidRefundTransition` or `RefundRaceLost`. Extra `fields` are

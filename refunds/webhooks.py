@@ -49,7 +49,7 @@ def stripe_webhook(request: HttpRequest, tenant_slug: str) -> JsonResponse:
         if tenant
         else None
     )
-    if account is None:
+    if tenant is None or account is None:
         raise Http404
     now = timezone.now()
     try:

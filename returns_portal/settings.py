@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -126,7 +127,7 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;",
         }
     )
-    SQLITE_DB_FILE = (
+    SQLITE_DB_FILE: Path | None = (
         Path(_db["NAME"]).resolve() if _db["NAME"] != ":memory:" else DATA_DIR / "memory"
     )
 else:
@@ -148,7 +149,7 @@ if REDIS_URL:
         }
     }
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {"visibility_timeout": 3600}
     BROKER_FOLDER = None
 else:
     CACHES = {

@@ -11,7 +11,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
@@ -76,7 +76,8 @@ class ReadOnlyInline(admin.TabularInline):
         parent row's tenant may see its rows (the parent admin scoped the row)."""
         roles = request_tenant_roles(request)
         if obj is not None:
-            return role_at_least(roles.get(getattr(obj, "tenant_id", None)), Role.VIEWER)
+            tenant_id = getattr(obj, "tenant_id", None)
+            return tenant_id is not None and role_at_least(roles.get(tenant_id), Role.VIEWER)
         return any(role_at_least(role, Role.VIEWER) for role in roles.values())
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
@@ -315,7 +316,7 @@ class ListTextField(forms.CharField):
             return "\n".join(str(v) for v in value)
         return value or ""
 
-    def to_python(self, value: Any) -> list[str]:
+    def to_python(self, value: Any) -> list[str]:  # type: ignore[override]  # a list field
         text = super().to_python(value) or ""
         entries = [part.strip() for line in text.splitlines() for part in line.split(",")]
         return sorted({e for e in entries if e}, key=str.lower)
@@ -359,7 +360,8 @@ class ReturnReasonForm(TenantScopedModelForm):
         fields = ("tenant", "code", "label", "requires_photo", "active", "position")
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         tenant = cleaned.get("tenant") or getattr(self.instance, "tenant", None)
         code = cleaned.get("code")
         if tenant is not None and code:
@@ -422,7 +424,7 @@ class ReturnPhotoAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
             *super().get_urls(),
         ]
 
-    def image_view(self, request: HttpRequest, public_id: str) -> HttpResponse:
+    def image_view(self, request: HttpRequest, public_id: str) -> FileResponse:
         """The photo, for users with a role in its tenant on this host; else 404."""
         from rma.views import photo_response
 

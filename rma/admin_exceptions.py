@@ -27,7 +27,7 @@ resolution code. Viewers see the queue and cannot act.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -75,6 +75,9 @@ from rma.models import (
 )
 from rma.money import format_amount
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 User = get_user_model()
 
 
@@ -107,7 +110,7 @@ class StateFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: Any) -> list:
         return [("open", _("Open")), ("resolved", _("Resolved")), ("all", _("All"))]
 
-    def choices(self, changelist: Any):  # type: ignore[no-untyped-def]
+    def choices(self, changelist: Any):
         current = self.value() or "open"
         for lookup, title in self.lookup_choices:
             yield {
@@ -172,7 +175,7 @@ class AssigneeFilter(admin.SimpleListFilter):
                     tenant_id__in=tenant_ids, role__in=[Role.AGENT, Role.ADMIN]
                 ).values("user_id")
             )
-            .exclude(pk=request.user.pk)
+            .exclude(pk=request.user.pk or 0)
             .order_by("username")
         )
         return [
@@ -242,13 +245,19 @@ class ActionForm(forms.Form):
     """Base of the intermediate pages: carries the selection back."""
 
 
+class AgentChoiceField(forms.ModelChoiceField):
+    """Agents by username (not by their full name, which may be blank)."""
+
+    def label_from_instance(self, obj: Any) -> str:
+        return obj.get_username()
+
+
 class AssignForm(ActionForm):
-    assignee = forms.ModelChoiceField(queryset=User.objects.none(), label=_("Agent"))
+    assignee = AgentChoiceField(queryset=User.objects.none(), label=_("Agent"))
 
     def __init__(self, *args: Any, agents: models.QuerySet, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["assignee"].queryset = agents
-        self.fields["assignee"].label_from_instance = lambda u: u.get_username()
+        cast(forms.ModelChoiceField, self.fields["assignee"]).queryset = agents
 
 
 class TraceForm(ActionForm):
@@ -336,7 +345,7 @@ class ReturnExceptionAdmin(TenantScopedAdmin):
         "shipment__tracking_number",
         "return_request__shipments__tracking_number",
     )
-    ordering = (F("due_at").asc(nulls_last=True), "opened_at", "pk")
+    ordering = (F("due_at").asc(nulls_last=True), "opened_at", "pk")  # type: ignore[assignment]
     list_select_related = ("return_request", "return_request__order", "shipment", "assignee")
     list_per_page = 50
     inlines = [ActivityInline]
@@ -522,7 +531,7 @@ class ReturnExceptionAdmin(TenantScopedAdmin):
         form: forms.Form,
         *,
         action: str,
-        title: str,
+        title: StrOrPromise,
     ) -> TemplateResponse:
         context = {
             **self.admin_site.each_context(request),
@@ -536,7 +545,9 @@ class ReturnExceptionAdmin(TenantScopedAdmin):
         }
         return TemplateResponse(request, "admin/rma/returnexception/action_form.html", context)
 
-    def _each(self, request: HttpRequest, queryset: models.QuerySet, fn: Any, done: str) -> None:
+    def _each(
+        self, request: HttpRequest, queryset: models.QuerySet, fn: Any, done: StrOrPromise
+    ) -> None:
         """Run `fn(exception)` for each selected row; report how many changed and why others
         did not."""
         changed = 0

@@ -44,8 +44,8 @@ class TransitRouteFormSet(forms.BaseInlineFormSet):
     """Gives new routes the policy's tenant and refuses a route listed twice (the
     unique constraint leads with the tenant, which the form does not show)."""
 
-    def _construct_form(self, i: int, **kwargs: Any):  # type: ignore[no-untyped-def]
-        form = super()._construct_form(i, **kwargs)
+    def _construct_form(self, i: int, **kwargs: Any):
+        form = super()._construct_form(i, **kwargs)  # type: ignore[misc]  # private in the stubs
         form.instance.tenant_id = self.instance.tenant_id
         return form
 

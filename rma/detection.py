@@ -121,7 +121,7 @@ def field_of(model: type[models.Model], ref: str, field: str) -> Subquery:
     the table sizes, whatever the statistics say (right after a burst of
     inserts they are stale). Detectors use it instead of joins.
     """
-    return Subquery(model.objects.filter(pk=OuterRef(ref)).values(field)[:1])
+    return Subquery(model._default_manager.filter(pk=OuterRef(ref)).values(field)[:1])
 
 
 def return_closed_at() -> Subquery:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.utils.translation import gettext as _
@@ -95,7 +95,7 @@ class ReturnForm(forms.Form):
         self.eligibility = eligibility
         self.reasons = reasons
         if not eligibility.policy.pickup_enabled:
-            self.fields["method"].choices = [
+            cast(forms.ChoiceField, self.fields["method"]).choices = [
                 (ReturnMethod.DROP_OFF.value, ReturnMethod.DROP_OFF.label)
             ]
         reason_choices = [("", _("Choose a reason"))] + [
@@ -112,7 +112,7 @@ class ReturnForm(forms.Form):
                 coerce=int,
                 initial=0,
                 required=False,
-                empty_value=0,
+                empty_value=0,  # type: ignore[arg-type]  # the stubs want a str; any value works
             )
             self.fields[f"r_{lid}"] = forms.ChoiceField(
                 label=_("Reason"), choices=reason_choices, required=False
@@ -166,7 +166,8 @@ class ReturnForm(forms.Form):
         return self._clean_pickup_time("pickup_end")
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         chosen = 0
         for item in self.eligibility.eligible:
             lid = item.line_id

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from rma.models import ReturnRequest
 
-ReturnCreatedHook = Callable[..., None]
+ReturnCreatedHook = Callable[..., object]  # what a hook returns is ignored
 
 _return_created: list[tuple[str, ReturnCreatedHook]] = []
 

@@ -275,7 +275,7 @@ def label_purchase_or_defer(*, shipment: Shipment, now: datetime | None = None) 
     return outcome
 
 
-def pending_label_shipments(*, return_request) -> list[Shipment]:  # type: ignore[no-untyped-def]
+def pending_label_shipments(*, return_request) -> list[Shipment]:
     """The return's shipments whose label is still to be bought."""
     return list(
         Shipment.objects.filter(
@@ -286,7 +286,7 @@ def pending_label_shipments(*, return_request) -> list[Shipment]:  # type: ignor
     )
 
 
-def labels_purchase_for_return(*, return_request, now: datetime | None = None) -> None:  # type: ignore[no-untyped-def]
+def labels_purchase_for_return(*, return_request, now: datetime | None = None) -> None:
     """Buy (or defer) every pending label of a just-committed return."""
     for shipment in pending_label_shipments(return_request=return_request):
         label_purchase_or_defer(shipment=shipment, now=now)

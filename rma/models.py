@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -26,10 +27,14 @@ from rma.money import MONEY_FIELD_KWARGS
 from rma.states import MilestoneName, MilestoneSource, Precision, ReturnStatus
 
 
-def money_field(**kwargs) -> models.DecimalField:  # type: ignore[no-untyped-def]
+def money_field(**kwargs: Any) -> models.DecimalField:
     """A money column: Decimal(18, 3) in major units (DESIGN.md section 7)."""
     kwargs.setdefault("default", Decimal("0"))
-    return models.DecimalField(**MONEY_FIELD_KWARGS, **kwargs)
+    return models.DecimalField(
+        max_digits=MONEY_FIELD_KWARGS["max_digits"],
+        decimal_places=MONEY_FIELD_KWARGS["decimal_places"],
+        **kwargs,
+    )
 
 
 def new_line_id() -> str:
@@ -183,7 +188,7 @@ class Order(TenantOwned):
         """`#1001`, ` 1001 `, `#1001 ` -> `1001` (customers type it either way)."""
         return (number or "").strip().lstrip("#").strip().lower()
 
-    def save(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def save(self, *args, **kwargs) -> None:
         self.number_key = self.normalize_number(self.number)
         super().save(*args, **kwargs)
 

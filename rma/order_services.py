@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from django.db import DataError, IntegrityError, transaction
 from django.db.models import Q, Sum
@@ -607,7 +607,7 @@ def order_import_csv(
                 _import_chunk(tenant=tenant, chunk=chunk, now=now, result=result)
                 chunk = []
                 result.stopped_at = RowIssue(
-                    exc.line, "", f"{exc.message}; this line and the rest were not imported"
+                    exc.line or 0, "", f"{exc.message}; this line and the rest were not imported"
                 )
                 result.failed += 1
                 break
@@ -826,7 +826,7 @@ def order_upsert_from_api(
     key = Order.normalize_number(number)
     if not key:
         raise ReturnRefused([Refusal("number", "required", _("Give the order number."))])
-    longest = Order._meta.get_field("number").max_length
+    longest = cast(int, Order._meta.get_field("number").max_length)
     if len(number.strip()) > longest:
         raise ReturnRefused(
             [

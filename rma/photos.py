@@ -117,7 +117,7 @@ def photo_process(upload: Any) -> ProcessedPhoto:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            image = Image.open(io.BytesIO(data))
+            image: Image.Image = Image.open(io.BytesIO(data))
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise PhotoRejected(
                 _("Photos can be at most 40 megapixels."), "photo_too_many_pixels"

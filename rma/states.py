@@ -134,7 +134,7 @@ def furthest_parcel_status(reached: set[str] | list[str]) -> str:
 
 def return_status_transition(
     *, return_request, to_status: str, actor: str, reason: str, now: datetime
-):  # type: ignore[no-untyped-def]
+):
     """Move `return_request` to `to_status` and audit it. Returns the updated instance.
 
     Raises `InvalidTransition` when the table forbids it and `StatusRaceLost`

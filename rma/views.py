@@ -60,7 +60,7 @@ LOOKUP_SALT = "rma.portal.lookup"
 LOOKUP_MAX_AGE = 30 * 60
 
 
-def portal_view(view):  # type: ignore[no-untyped-def]
+def portal_view(view):
     """Portal views run on a tenant host in the tenant's time zone (forms and pages)."""
 
     @wraps(view)
@@ -351,7 +351,7 @@ def label(request: HttpRequest, token: str) -> HttpResponse:
 
 @portal_view
 @require_GET
-def photo(request: HttpRequest, token: str, public_id: str) -> HttpResponse:
+def photo(request: HttpRequest, token: str, public_id: str) -> FileResponse:
     """`/r/<token>/photos/<uuid>/`: a photo of this return, for its customer only."""
     tenant = request.tenant  # type: ignore[attr-defined]
     rr = _return_or_404(tenant, token)
@@ -363,7 +363,7 @@ def photo(request: HttpRequest, token: str, public_id: str) -> HttpResponse:
     return photo_response(record)
 
 
-def photo_response(record: ReturnPhoto) -> HttpResponse:
+def photo_response(record: ReturnPhoto) -> FileResponse:
     """Stream a stored photo with its content type; never sniffable, never cached publicly."""
     response = FileResponse(
         default_storage.open(record.file.name, "rb"), content_type=record.content_type

@@ -133,7 +133,7 @@ class InspectionLineForm(forms.Form):
     note = forms.CharField(required=False, max_length=1000)
     photo = forms.ImageField(required=False)
 
-    def clean_photo(self):  # type: ignore[no-untyped-def]
+    def clean_photo(self):
         photo = self.cleaned_data.get("photo")
         if photo and photo.size > 10 * 1024 * 1024:
             raise forms.ValidationError("A photo may be at most 10 MB.")

@@ -11,7 +11,7 @@ through `tracking.services`; secrets are write-only.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -161,7 +161,7 @@ class CarrierAccountForm(TenantScopedModelForm):
         if self.instance.pk:
             self.fields.pop("carrier", None)  # shown read-only: an account keeps its carrier
         else:
-            self.fields["carrier"].choices = [(c, c) for c in codes()]
+            cast(forms.ChoiceField, self.fields["carrier"]).choices = [(c, c) for c in codes()]
         if self.instance.pk and self.instance.credentials_encrypted:
             try:
                 keys = sorted(crypto.decrypt_json(self.instance.credentials_encrypted))
@@ -245,7 +245,7 @@ class StatusOverrideForm(TenantScopedModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["carrier"].choices = [(c, c) for c in codes()]
+        cast(forms.ChoiceField, self.fields["carrier"]).choices = [(c, c) for c in codes()]
 
 
 @admin.register(StatusOverride)

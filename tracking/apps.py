@@ -19,7 +19,7 @@ class TrackingConfig(AppConfig):
         register_label_provider("sandbox", sandbox_label_provider)
 
 
-def sandbox_label_provider(request, *, timeout: float):  # type: ignore[no-untyped-def]
+def sandbox_label_provider(request, *, timeout: float):
     """The `sandbox` carrier behind `rma.labels` (request: `rma.labels.LabelRequest`).
 
     The adapter takes plain strings (it imports no app); this wraps its answer

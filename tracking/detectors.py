@@ -51,10 +51,10 @@ SCANNED = ["accepted", "in_transit", "out_for_delivery", "delivered"]
 
 _NO_SHIPMENT = Cast(Value(None), output_field=models.BigIntegerField())  # NULL::bigint
 _EMPTY = Value("", output_field=models.CharField())
-_TEXT = models.CharField()
+_TEXT: models.CharField[str, str] = models.CharField()
 
 
-def _shipment_rows(qs: models.QuerySet, *, due, reason=_EMPTY) -> models.QuerySet:  # type: ignore[no-untyped-def]
+def _shipment_rows(qs: models.QuerySet, *, due, reason=_EMPTY) -> models.QuerySet:
     """Inbound shipments of open returns, annotated as detection candidates. The
     return's `closed_at` is a per-row probe (`rma.detection.field_of`), not a join."""
     return (
@@ -80,7 +80,7 @@ def _open_with(kind: str, **probes: Subquery) -> models.QuerySet:
     return open_exceptions(kind).annotate(x_closed=return_closed_at(), **probes)
 
 
-def _closed_or(why: Case | Value) -> Case:  # type: ignore[type-arg]
+def _closed_or(why: Case | Value) -> Case:
     return Case(
         When(x_closed__isnull=False, then=Value("auto:return_closed")),
         default=why,
@@ -88,7 +88,7 @@ def _closed_or(why: Case | Value) -> Case:  # type: ignore[type-arg]
     )
 
 
-def _due_cleared(kind: str, column: str, now: datetime, why: Case) -> models.QuerySet:  # type: ignore[type-arg]
+def _due_cleared(kind: str, column: str, now: datetime, why: Case) -> models.QuerySet:
     """Open `kind` exceptions whose shipment's due `column` is gone or later than `now`
     (or whose return closed)."""
     return (

@@ -131,7 +131,7 @@ def poll_due_run(
             adapter = get_adapter(provider)
             credentials = _credentials(adapter, group_tenant, rows, now)
         except KeyError:
-            credentials, adapter = None, None  # type: ignore[assignment]
+            credentials, adapter = None, None
         if adapter is None or credentials is None:
             for s in rows:
                 _schedule(s, now=now, next_poll_at=None)

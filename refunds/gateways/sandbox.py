@@ -17,6 +17,13 @@ from django.db.models import F
 from refunds.gateways.base import NOT_FOUND, SUCCEEDED, GatewayResult, RefundRequest
 
 
+def _tenant_id(request: RefundRequest) -> int:
+    """The sandbox keeps its calls per tenant; a request without one is a programming error."""
+    if request.tenant_id is None:
+        raise ValueError("the sandbox gateway needs RefundRequest.tenant_id")
+    return request.tenant_id
+
+
 class SandboxGateway:
     name = "sandbox"
 
@@ -26,7 +33,7 @@ class SandboxGateway:
         try:
             with transaction.atomic():
                 row = SandboxGatewayCall.objects.create(
-                    tenant_id=request.tenant_id,
+                    tenant_id=_tenant_id(request),
                     idempotency_key=request.idempotency_key,
                     amount=request.amount,
                     currency=request.currency,
@@ -36,7 +43,7 @@ class SandboxGateway:
                 )
         except IntegrityError:
             scope = SandboxGatewayCall.objects.filter(
-                tenant_id=request.tenant_id, idempotency_key=request.idempotency_key
+                tenant_id=_tenant_id(request), idempotency_key=request.idempotency_key
             )
             scope.update(calls=F("calls") + 1)
             row = scope.get()
@@ -46,14 +53,14 @@ class SandboxGateway:
         from refunds.models import SandboxGatewayCall
 
         row = SandboxGatewayCall.objects.filter(
-            tenant_id=request.tenant_id, idempotency_key=request.idempotency_key
+            tenant_id=_tenant_id(request), idempotency_key=request.idempotency_key
         ).first()
         if row is None:
             return GatewayResult(status=NOT_FOUND, message="no call with this key")
         return self._result(row)
 
     @staticmethod
-    def _result(row) -> GatewayResult:  # type: ignore[no-untyped-def]
+    def _result(row) -> GatewayResult:
         return GatewayResult(
             status=row.status,
             reference=row.reference,

@@ -297,7 +297,7 @@ def return_detail(*, tenant: Tenant, return_request: ReturnRequest, now: datetim
     return data
 
 
-def return_list_queryset(*, tenant: Tenant, filters: dict[str, Any]):  # type: ignore[no-untyped-def]
+def return_list_queryset(*, tenant: Tenant, filters: dict[str, Any]):
     """The tenant's returns, newest first, filtered by `status`, `created_after`,
     `created_before` (aware datetimes; after is inclusive, before exclusive)."""
     qs = ReturnRequest.objects.filter(tenant=tenant).select_related("order")

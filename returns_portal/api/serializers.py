@@ -8,10 +8,15 @@ from rest_framework import serializers
 from rma.models import ReturnMethod, RiskLevel
 from rma.states import ReturnStatus
 
+
 # --------------------------------------------------------------------------
 # Input
 # --------------------------------------------------------------------------
-MONEY = {"max_digits": 18, "decimal_places": 3, "required": False, "allow_null": True}
+def money() -> serializers.DecimalField:
+    """An optional money amount: Decimal(18, 3) in major units (DESIGN.md section 7)."""
+    return serializers.DecimalField(
+        max_digits=18, decimal_places=3, required=False, allow_null=True
+    )
 
 
 class OrderLineIn(serializers.Serializer):
@@ -20,9 +25,9 @@ class OrderLineIn(serializers.Serializer):
     title = serializers.CharField(required=False, allow_blank=True, max_length=500)
     vendor = serializers.CharField(required=False, allow_blank=True, max_length=255)
     quantity = serializers.IntegerField(min_value=0, max_value=1_000_000)
-    unit_price = serializers.DecimalField(**MONEY)
-    compare_at_price = serializers.DecimalField(**MONEY)
-    discount = serializers.DecimalField(**MONEY)
+    unit_price = money()
+    compare_at_price = money()
+    discount = money()
     requires_shipping = serializers.BooleanField(required=False)
     taxable = serializers.BooleanField(required=False)
     is_gift_card = serializers.BooleanField(required=False)
@@ -51,14 +56,14 @@ class OrderIn(serializers.Serializer):
     fulfillment_status = serializers.CharField(required=False, allow_blank=True, max_length=32)
     is_voided = serializers.BooleanField(required=False)
     taxes_included = serializers.BooleanField(required=False)
-    subtotal = serializers.DecimalField(**MONEY)
-    shipping = serializers.DecimalField(**MONEY)
-    taxes = serializers.DecimalField(**MONEY)
-    discount_amount = serializers.DecimalField(**MONEY)
+    subtotal = money()
+    shipping = money()
+    taxes = money()
+    discount_amount = money()
     discount_code = serializers.CharField(required=False, allow_blank=True, max_length=255)
-    total = serializers.DecimalField(**MONEY)
-    refunded_amount = serializers.DecimalField(**MONEY)
-    outstanding_balance = serializers.DecimalField(**MONEY)
+    total = money()
+    refunded_amount = money()
+    outstanding_balance = money()
     risk_level = serializers.ChoiceField(choices=RiskLevel.choices, required=False)
     tags = serializers.ListField(
         child=serializers.CharField(max_length=255), required=False, max_length=100
@@ -75,7 +80,7 @@ class OrderIn(serializers.Serializer):
     payment_method = serializers.CharField(required=False, allow_blank=True, max_length=255)
     payment_reference = serializers.CharField(required=False, allow_blank=True, max_length=255)
     note = serializers.CharField(required=False, allow_blank=True, max_length=10000)
-    lines = OrderLineIn(many=True, max_length=500)
+    lines = OrderLineIn(many=True, max_length=500)  # type: ignore[call-arg]  # ListSerializer takes it
 
     def validate(self, attrs: dict) -> dict:
         if self.context.get("creating") and not attrs.get("placed_at"):
@@ -114,7 +119,7 @@ class ReturnCreateIn(serializers.Serializer):
     order_number = serializers.CharField(max_length=64)
     email = serializers.CharField(max_length=254)
     method = serializers.ChoiceField(choices=ReturnMethod.choices, default=ReturnMethod.DROP_OFF)
-    lines = ReturnLineIn(many=True, min_length=1, max_length=200)
+    lines = ReturnLineIn(many=True, min_length=1, max_length=200)  # type: ignore[call-arg]
     pickup = PickupIn(required=False, allow_null=True)
     shipment = ShipmentIn(required=False, allow_null=True)
 
@@ -132,7 +137,7 @@ class MilestoneOut(serializers.Serializer):
     name = serializers.CharField()
     reached_at = serializers.DateTimeField(allow_null=True)
     due_at = serializers.DateTimeField(allow_null=True)
-    source = serializers.CharField(allow_null=True)
+    source = serializers.CharField(allow_null=True)  # type: ignore[assignment]  # a field named source
     precision = serializers.CharField(allow_null=True)
 
 
@@ -219,7 +224,7 @@ class ReturnDetailOut(ReturnSummaryOut):
 class OrderOut(OrderIn):
     """The order as stored; money as strings with the currency's decimals."""
 
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]
     is_cancelled = serializers.BooleanField()
 
 

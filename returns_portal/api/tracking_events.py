@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, cast
 
 from django.db import IntegrityError
 from django.utils import timezone
@@ -61,7 +61,7 @@ class TrackingEventsIn(serializers.Serializer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["carrier"].choices = codes()
+        cast(serializers.ChoiceField, self.fields["carrier"]).choices = codes()
 
 
 SUMMARY = inline_serializer(

@@ -123,7 +123,8 @@ class MembershipForm(forms.ModelForm):
             self.fields["email"].required = True
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if not self.instance.pk and cleaned.get("email"):
             email = cleaned["email"].strip().lower()
             user = User.objects.filter(email__iexact=email).order_by("pk").first()
@@ -169,7 +170,7 @@ class MembershipAdmin(TenantScopedAdmin):
             base = super().get_form(request, obj, change=change, **kwargs)
 
             class WithTenant(base):  # type: ignore[misc, valid-type]
-                class Meta(base.Meta):
+                class Meta(base.Meta):  # type: ignore[name-defined]
                     fields = ("tenant", "role")
 
             return WithTenant

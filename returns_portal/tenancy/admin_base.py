@@ -19,7 +19,7 @@ the object's tenant.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -31,6 +31,9 @@ from django.utils.translation import gettext_lazy as _
 
 from returns_portal.tenancy.models import Role, Tenant
 from returns_portal.tenancy.services import request_tenant_roles, role_at_least, tenants_with_role
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 
 def is_tenant_owned(model: type[models.Model]) -> bool:
@@ -51,7 +54,7 @@ def scope_queryset(qs: models.QuerySet, tenant_ids: list[int]) -> models.QuerySe
     return qs
 
 
-def tenant_action(*, role: str = Role.AGENT, description: str | None = None) -> Callable:
+def tenant_action(*, role: str = Role.AGENT, description: StrOrPromise | None = None) -> Callable:
     """Decorate an admin action with the role it needs on each selected object's tenant."""
 
     def decorator(func: Callable) -> Callable:
@@ -66,7 +69,7 @@ def tenant_action(*, role: str = Role.AGENT, description: str | None = None) -> 
 class TenantRelatedFieldListFilter(RelatedFieldListFilter):
     """A relation filter whose choices are the user's tenants' rows only."""
 
-    def field_choices(self, field, request, model_admin):  # type: ignore[no-untyped-def]
+    def field_choices(self, field, request, model_admin):
         related = field.related_model
         tenant_ids = tenants_with_role(request, Role.VIEWER)
         qs = scope_queryset(related._default_manager.all(), tenant_ids)
@@ -80,7 +83,8 @@ class TenantScopedModelForm(forms.ModelForm):
     """Checks that every related tenant-owned row shares the object's tenant."""
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         tenant = cleaned.get("tenant")
         if tenant is None and getattr(self.instance, "tenant_id", None):
             tenant = self.instance.tenant
@@ -94,7 +98,7 @@ class TenantScopedModelForm(forms.ModelForm):
                 if (
                     isinstance(item, models.Model)
                     and is_tenant_owned(type(item))
-                    and item.tenant_id != tenant.pk
+                    and getattr(item, "tenant_id", None) != tenant.pk
                 ):
                     self.add_error(name, _("This belongs to another tenant."))
                     break
@@ -108,14 +112,14 @@ class TenantScopedAdmin(admin.ModelAdmin):
     add_role: str = Role.ADMIN
     change_role: str = Role.ADMIN
     delete_role: str = Role.ADMIN
-    form = TenantScopedModelForm
+    form: type[forms.ModelForm] = TenantScopedModelForm
 
     # --- scoping ---------------------------------------------------------
     def get_queryset(self, request: HttpRequest) -> models.QuerySet:
         qs = super().get_queryset(request)
         return scope_queryset(qs, tenants_with_role(request, self.view_role))
 
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):  # type: ignore[no-untyped-def]
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
         related = db_field.related_model
         if related is Tenant:
             ids = tenants_with_role(request, self._form_role(request))
@@ -126,7 +130,7 @@ class TenantScopedAdmin(admin.ModelAdmin):
             kwargs["queryset"] = base.filter(tenant_id__in=ids)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
-    def formfield_for_manytomany(self, db_field, request, **kwargs):  # type: ignore[no-untyped-def]
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
         related = db_field.related_model
         if is_tenant_owned(related):
             ids = tenants_with_role(request, Role.VIEWER)
@@ -168,7 +172,7 @@ class TenantScopedAdmin(admin.ModelAdmin):
         obj: models.Model | None = None,
         change: bool = False,
         **kwargs: Any,
-    ):  # type: ignore[no-untyped-def]
+    ):
         form = super().get_form(request, obj, change=change, **kwargs)
         host_tenant = getattr(request, "tenant", None)
         if obj is None and host_tenant is not None:
@@ -181,11 +185,11 @@ class TenantScopedAdmin(admin.ModelAdmin):
             return HostTenantForm
         return form
 
-    def save_model(self, request: HttpRequest, obj: models.Model, form: Any, change: bool) -> None:
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         host_tenant = getattr(request, "tenant", None)
         if not change and host_tenant is not None:
-            obj.tenant = host_tenant  # type: ignore[attr-defined]
-        tenant_id = obj.pk if isinstance(obj, Tenant) else obj.tenant_id  # type: ignore[attr-defined]
+            obj.tenant = host_tenant
+        tenant_id = obj.pk if isinstance(obj, Tenant) else obj.tenant_id
         role = request_tenant_roles(request).get(tenant_id)
         needed = self.change_role if change else self.add_role
         if not role_at_least(role, needed):
@@ -197,7 +201,7 @@ class TenantScopedAdmin(admin.ModelAdmin):
         roles = request_tenant_roles(request)
         if obj is not None:
             tenant_id = obj.pk if isinstance(obj, Tenant) else getattr(obj, "tenant_id", None)
-            return role_at_least(roles.get(tenant_id), needed)
+            return tenant_id is not None and role_at_least(roles.get(tenant_id), needed)
         return any(role_at_least(role, needed) for role in roles.values())
 
     def has_module_permission(self, request: HttpRequest) -> bool:

@@ -27,12 +27,15 @@ class TenantAdminAuthenticationForm(AdminAuthenticationForm):
         ),
     }
 
-    def confirm_login_allowed(self, user) -> None:  # type: ignore[no-untyped-def]
+    def confirm_login_allowed(self, user) -> None:
         if not user.is_active:
             raise forms.ValidationError(self.error_messages["inactive"], code="inactive")
-        self.request.user = user
-        self.request._tenant_roles = None
-        if not user.is_superuser and not request_tenant_roles(self.request):
+        request = self.request
+        if request is None:  # the admin's login view always passes the request
+            raise forms.ValidationError(self.error_messages["invalid_login"], code="invalid_login")
+        request.user = user
+        request._tenant_roles = None  # type: ignore[attr-defined]  # the per-request role cache
+        if not user.is_superuser and not request_tenant_roles(request):
             raise forms.ValidationError(
                 self.error_messages["invalid_login"],
                 code="invalid_login",

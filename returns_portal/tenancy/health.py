@@ -42,7 +42,7 @@ def check_broker() -> bool:
                 return bool(client.ping())
             finally:
                 client.close()
-        folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
+        folder = Path(str(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"]))
         fd, name = tempfile.mkstemp(dir=folder, prefix=".healthz-")
         os.close(fd)
         os.unlink(name)

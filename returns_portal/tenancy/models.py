@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import zoneinfo
-from typing import Any, ClassVar
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -200,7 +200,7 @@ class TenantOwned(models.Model):
 
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="+")
 
-    objects: ClassVar[TenantQuerySet] = TenantQuerySet.as_manager()
+    objects = TenantQuerySet.as_manager()
 
     class Meta:
         abstract = True

@@ -25,7 +25,7 @@ from returns_portal.tenancy.models import (
 )
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
     from django.http import HttpRequest
 
 
@@ -144,9 +144,7 @@ def membership_set(*, tenant: Tenant, user: AbstractBaseUser, role: str) -> Memb
     return membership
 
 
-def user_tenant_roles(
-    user: AbstractBaseUser | AnonymousUser, *, host_tenant: Tenant | None
-) -> dict[int, str]:
+def user_tenant_roles(user: User | AnonymousUser, *, host_tenant: Tenant | None) -> dict[int, str]:
     """`{tenant_id: role}` the user may act in on this host.
 
     Superusers are admins of every tenant (of the host's tenant only on a

@@ -17,6 +17,7 @@ import base64
 import hmac
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from . import _common as c
 from . import timeparse
@@ -62,11 +63,11 @@ class Adapter(CarrierAdapter):
         return [self._tracking(t, tracking_number, now) for t in trackings]
 
     def _tracking(
-        self, t: Mapping[str, object], tracking_number: str | None, now: datetime
+        self, t: Mapping[str, Any], tracking_number: str | None, now: datetime
     ) -> TrackingResult:
         carrier = physical_carrier(t.get("slug"))
         events = []
-        for cp in t.get("checkpoints") or []:  # type: ignore[union-attr]
+        for cp in t.get("checkpoints") or []:
             loc = c.location(
                 city=cp.get("city"),
                 region=cp.get("state"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from . import _common as c
 from .base import CarrierAdapter, Credentials, PayloadError, SummaryStatus, TrackingResult
@@ -46,13 +47,13 @@ class Adapter(CarrierAdapter):
                     )
                 )
                 continue
-            items: list[Mapping[str, object]] = []
+            items: list[Mapping[str, Any]] = []
             for ti in tr.get("trackable_items") or []:
                 items.extend(ti.get("items") or [ti])
             for item in items:
                 number = c.opt(item.get("article_id")) or tid
                 events = []
-                for ev in item.get("events") or []:  # type: ignore[union-attr]
+                for ev in item.get("events") or []:
                     raw_loc = c.opt(ev.get("location"))
                     loc = (
                         c.location(raw=raw_loc)

@@ -35,7 +35,7 @@ class Adapter(CarrierAdapter):
         for ret in returns:
             error = c.text(ret, "errorCode")
             lists = c.children(ret, "listEventInfoComp")
-            for lst in lists or [None]:
+            for lst in lists or [None]:  # type: ignore[list-item]  # None: no event list
                 number = c.text(lst, "skybillNumber") if lst is not None else None
                 number = number or tracking_number
                 events = []

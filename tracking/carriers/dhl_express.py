@@ -14,14 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 from xml.etree.ElementTree import Element
 
 from . import _common as c
 from . import timeparse
-from .base import CarrierAdapter, Credentials, PayloadError, RawEvent, TrackingResult
+from .base import CarrierAdapter, Credentials, Location, PayloadError, RawEvent, TrackingResult
 
 
-def _area_location(code: str | None, description: str | None) -> object:
+def _area_location(code: str | None, description: str | None) -> Location | None:
     desc = c.clean(description)
     country = None
     city = None
@@ -109,20 +110,20 @@ class Adapter(CarrierAdapter):
         area = c.child(se, "ServiceArea")
         loc = _area_location(c.text(area, "ServiceAreaCode"), c.text(area, "Description"))
         local_text = c.joined(c.text(se, "Date"), c.text(se, "Time"))
-        info = c.time_of(local_text, now=now, location=loc)  # type: ignore[arg-type]
+        info = c.time_of(local_text, now=now, location=loc)
         return c.event(
             code=c.text(se, "ServiceEvent", "EventCode"),
             description=c.text(se, "ServiceEvent", "Description"),
             local_text=local_text,
             info=info,
             location=loc,
-        )  # type: ignore[arg-type]
+        )
 
     def _parse_json(
-        self, data: Mapping[str, object], tracking_number: str | None, now: datetime
+        self, data: Mapping[str, Any], tracking_number: str | None, now: datetime
     ) -> list[TrackingResult]:
         results = []
-        for sh in data.get("shipments") or []:  # type: ignore[union-attr]
+        for sh in data.get("shipments") or []:
             number = c.opt(sh.get("shipmentTrackingNumber")) or tracking_number
             events = []
             for ev in sh.get("events") or []:
@@ -132,7 +133,7 @@ class Adapter(CarrierAdapter):
                 offset = timeparse.parse_offset(c.opt(ev.get("GMTOffset")))
                 info = c.time_of(
                     local_text, now=now, location=loc, offset=offset, offset_source="separate_field"
-                )  # type: ignore[arg-type]
+                )
                 events.append(
                     c.event(
                         code=ev.get("typeCode"),
@@ -141,7 +142,7 @@ class Adapter(CarrierAdapter):
                         info=info,
                         location=loc,
                     )
-                )  # type: ignore[arg-type]
+                )
             results.append(
                 TrackingResult(
                     provider=self.code,

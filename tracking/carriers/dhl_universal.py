@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from . import _common as c
 from . import timeparse
-from .base import CarrierAdapter, Credentials, PayloadError, SummaryStatus, TrackingResult
+from .base import CarrierAdapter, Credentials, Location, PayloadError, SummaryStatus, TrackingResult
 
 
-def _addr_location(node: Mapping[str, object] | None) -> object:
+def _addr_location(node: Mapping[str, Any] | None) -> Location | None:
     addr = c.get(node, "address", default={}) or {}
     locality = c.opt(addr.get("addressLocality"))
     city = locality.rsplit(",", 1)[-1].strip() if locality else None
@@ -75,14 +76,14 @@ class Adapter(CarrierAdapter):
                 )
                 info = c.time_of(
                     local_text, now=now, location=loc, offset=offset, offset_source="gmt_field"
-                )  # type: ignore[arg-type]
+                )
                 events.append(
                     c.event(
                         code=ev.get("statusCode"),
                         description=ev.get("description") or ev.get("status"),
                         local_text=local_text,
                         info=info,
-                        location=loc,  # type: ignore[arg-type]
+                        location=loc,
                         detail_hint=ev.get("status"),
                     )
                 )
@@ -94,7 +95,7 @@ class Adapter(CarrierAdapter):
                     occurred_at=status_at,
                     occurred_at_local=c.opt(status.get("timestamp")),
                     location=_addr_location(status.get("location")),
-                )  # type: ignore[arg-type]
+                )
             results.append(
                 TrackingResult(
                     provider=self.code,

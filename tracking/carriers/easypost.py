@@ -14,6 +14,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from . import _common as c
 from . import timeparse
@@ -61,12 +62,12 @@ class Adapter(CarrierAdapter):
         return results
 
     def _tracker(
-        self, tracker: Mapping[str, object], tracking_number: str | None, now: datetime
+        self, tracker: Mapping[str, Any], tracking_number: str | None, now: datetime
     ) -> TrackingResult:
         carrier = physical_carrier(tracker.get("carrier"))
         number = c.opt(tracker.get("tracking_code")) or tracking_number
         events = []
-        for d in tracker.get("tracking_details") or []:  # type: ignore[union-attr]
+        for d in tracker.get("tracking_details") or []:
             tl = d.get("tracking_location") or {}
             loc = c.location(
                 city=tl.get("city"),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from . import _common as c
 from . import timeparse
@@ -124,7 +125,7 @@ class Adapter(CarrierAdapter):
                 )
         return results
 
-    def _event(self, scan: Mapping[str, object], now: datetime) -> RawEvent:
+    def _event(self, scan: Mapping[str, Any], now: datetime) -> RawEvent:
         addr = scan.get("scanLocation") or {}
         assert isinstance(addr, dict)
         loc = c.location(

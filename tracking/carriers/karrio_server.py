@@ -20,12 +20,14 @@ import contextlib
 import hmac
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from . import _common as c
 from ._names import physical_carrier
 from .base import (
     CarrierAdapter,
     Credentials,
+    Location,
     PayloadError,
     SummaryStatus,
     TrackingResult,
@@ -35,7 +37,7 @@ from .base import (
 )
 
 
-def _split_location(text: str | None) -> object:
+def _split_location(text: str | None) -> Location | None:
     """karrio joins "city, state, postal, country"; split it back when the
     last part is an ISO-2 country, else keep the raw text only."""
     if not text:
@@ -70,11 +72,11 @@ class Adapter(CarrierAdapter):
         return [self._tracker(t, tracking_number, now) for t in trackers]
 
     def _tracker(
-        self, t: Mapping[str, object], tracking_number: str | None, now: datetime
+        self, t: Mapping[str, Any], tracking_number: str | None, now: datetime
     ) -> TrackingResult:
         carrier = physical_carrier(t.get("carrier_name"))
         events = []
-        for ev in t.get("events") or []:  # type: ignore[union-attr]
+        for ev in t.get("events") or []:
             loc = _split_location(c.opt(ev.get("location")))
             local_text = c.joined(c.opt(ev.get("date")), c.opt(ev.get("time")))
             info = c.time_of(local_text, now=now, location=loc)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from . import _common as c
 from . import timeparse
@@ -53,12 +54,12 @@ class Adapter(CarrierAdapter):
         return results
 
     def _shipment(
-        self, sh: Mapping[str, object], tracking_number: str | None, now: datetime
+        self, sh: Mapping[str, Any], tracking_number: str | None, now: datetime
     ) -> TrackingResult:
         number = c.opt(sh.get("idShip")) or tracking_number
         origin = c.opt(c.get(sh, "contextData", "originCountry"))
         events = []
-        for ev in sh.get("event") or []:  # type: ignore[union-attr]
+        for ev in sh.get("event") or []:
             local_text = c.opt(ev.get("date"))
             info = c.time_of(local_text, now=now, home_zone=self.home_zone)
             events.append(

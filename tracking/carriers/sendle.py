@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from . import _common as c
 from . import timeparse
-from .base import CarrierAdapter, Credentials, PayloadError, SummaryStatus, TrackingResult
+from .base import CarrierAdapter, Credentials, PayloadError, RawEvent, SummaryStatus, TrackingResult
 
 
 class Adapter(CarrierAdapter):
@@ -56,7 +57,7 @@ class Adapter(CarrierAdapter):
             )
         ]
 
-    def _event(self, ev: Mapping[str, object], now: datetime) -> object:
+    def _event(self, ev: Mapping[str, Any], now: datetime) -> RawEvent:
         ld = ev.get("location_data") or {}
         assert isinstance(ld, dict)
         loc = c.location(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from . import _common as c
 from . import timeparse
@@ -26,6 +27,7 @@ from .base import (
     CarrierAdapter,
     Credentials,
     PayloadError,
+    RawEvent,
     SummaryStatus,
     TrackingResult,
     WebhookVerification,
@@ -86,7 +88,7 @@ class Adapter(CarrierAdapter):
             )
         ]
 
-    def _event(self, st: Mapping[str, object], carrier: str | None, now: datetime) -> object:
+    def _event(self, st: Mapping[str, Any], carrier: str | None, now: datetime) -> RawEvent:
         loc_d = st.get("location") or {}
         assert isinstance(loc_d, dict)
         loc = c.location(

@@ -26,9 +26,11 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .base import Location, TimeFlag, TimePrecision, TzSource
@@ -236,7 +238,7 @@ _EXTRA_COUNTRY_NAMES = {
 
 _TZDATA_DIR: Path | None
 try:  # tzdata ships zone.tab/iso3166.tab inside its package
-    import tzdata  # type: ignore[import-untyped]
+    import tzdata
 
     _TZDATA_DIR = Path(tzdata.__file__).parent / "zoneinfo"
 except ImportError:  # pragma: no cover - tzdata is a pinned dependency
@@ -374,7 +376,7 @@ def _zone(name: str) -> tzinfo | None:
 
 
 @functools.cache
-def _airports() -> dict[str, dict[str, object]]:
+def _airports() -> Mapping[str, Any]:
     try:
         import airportsdata
     except ImportError:  # pragma: no cover - pinned dependency
@@ -669,9 +671,9 @@ def resolve(
         instant = naive.replace(tzinfo=timezone(explicit))
         return _check(instant, precision, naive.date(), "offset", loc_zone, now)
     if precision == "date":
-        tz_name = _offset_name(offset) if offset is not None else (loc_zone or home_zone)
+        date_zone = _offset_name(offset) if offset is not None else (loc_zone or home_zone)
         return TimeInfo(
-            None, "date", naive.date(), "none" if tz_name is None else "location", tz_name
+            None, "date", naive.date(), "none" if date_zone is None else "location", date_zone
         )
     if utc_twin is not None:
         return _check(
@@ -693,9 +695,9 @@ def resolve(
             instant = naive.replace(tzinfo=timezone(delta))
             return _check(instant, precision, naive.date(), "abbreviation", loc_zone, now)
     if midnight_is_date and naive.time() == time(0):
-        tz_name = loc_zone or home_zone
+        date_zone = loc_zone or home_zone
         return TimeInfo(
-            None, "date", naive.date(), "none" if tz_name is None else "location", tz_name
+            None, "date", naive.date(), "none" if date_zone is None else "location", date_zone
         )
     if loc_zone:
         source = "location"

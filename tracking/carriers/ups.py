@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from xml.etree.ElementTree import Element
 
 from . import _common as c
@@ -76,7 +77,7 @@ class Adapter(CarrierAdapter):
 
     # ----- JSON (Track API v1)
     def _parse_json(
-        self, resp: Mapping[str, object], tracking_number: str | None, now: datetime
+        self, resp: Mapping[str, Any], tracking_number: str | None, now: datetime
     ) -> list[TrackingResult]:
         results: list[TrackingResult] = []
         shipments = c.get(resp, "shipment", default=[])
@@ -139,7 +140,7 @@ class Adapter(CarrierAdapter):
                 )
         return results
 
-    def _json_event(self, activity: Mapping[str, object], now: datetime) -> RawEvent:
+    def _json_event(self, activity: Mapping[str, Any], now: datetime) -> RawEvent:
         addr = c.get(activity, "location", "address", default={}) or {}
         loc = c.location(
             city=addr.get("city"),

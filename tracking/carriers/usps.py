@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 from xml.etree.ElementTree import Element
 
 from . import _common as c
@@ -70,10 +71,10 @@ class Adapter(CarrierAdapter):
         return results
 
     def _json_result(
-        self, item: Mapping[str, object], tracking_number: str | None, now: datetime
+        self, item: Mapping[str, Any], tracking_number: str | None, now: datetime
     ) -> TrackingResult:
         number = c.opt(item.get("trackingNumber")) or tracking_number
-        events = [self._json_event(e, now) for e in item.get("trackingEvents") or []]  # type: ignore[union-attr]
+        events = [self._json_event(e, now) for e in item.get("trackingEvents") or []]
         category = c.opt(item.get("statusCategory"))
         return TrackingResult(
             provider=self.code,
@@ -87,7 +88,7 @@ class Adapter(CarrierAdapter):
             origin_country="US" if item.get("originState") else None,
         )
 
-    def _json_event(self, ev: Mapping[str, object], now: datetime) -> RawEvent:
+    def _json_event(self, ev: Mapping[str, Any], now: datetime) -> RawEvent:
         loc = c.location(
             city=ev.get("eventCity"),
             region=ev.get("eventState"),

@@ -44,7 +44,7 @@ class Command(BaseCommand):
             "--no-notify", action="store_true", help="queue no customer alerts or e-mails"
         )
 
-    def handle(self, *args, **options) -> None:  # type: ignore[no-untyped-def]
+    def handle(self, *args, **options) -> None:
         wall_now = timezone.now()
         now = parse_instant(options["now"]) if options["now"] else wall_now
         resolve = not is_replay(now, wall_now)

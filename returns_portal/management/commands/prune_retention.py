@@ -18,7 +18,7 @@ from returns_portal.tenancy.leases import job_lease
 class Command(BaseCommand):
     help = "Delete expired idempotency keys and old raw carrier payloads."
 
-    def handle(self, *args, **options) -> None:  # type: ignore[no-untyped-def]
+    def handle(self, *args, **options) -> None:
         with job_lease(LEASE_NAME, ttl=LEASE_TTL) as holder:
             if holder is None:
                 self.stdout.write("skipped: lease held")

@@ -13,7 +13,7 @@ from returns_portal.demo import demo_seed, portal_url
 class Command(BaseCommand):
     help = "Create or refresh the demo tenant and print its URLs and staff login."
 
-    def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
+    def handle(self, *args, **opts):
         result = demo_seed(now=timezone.now())
         self.stdout.write(f"Demo tenant: {result.tenant.name}")
         self.stdout.write(f"  portal:  {portal_url(result.tenant)}")

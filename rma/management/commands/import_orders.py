@@ -46,11 +46,11 @@ def format_summary(result: ImportResult, *, tenant_slug: str, path: str) -> list
 class Command(BaseCommand):
     help = "Import a Shopify orders export (CSV) into a tenant; re-importing updates in place."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser):
         parser.add_argument("--tenant", required=True, help="the tenant's slug")
         parser.add_argument("file", metavar="FILE.csv", help="Shopify Admin > Orders > Export")
 
-    def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
+    def handle(self, *args, **opts):
         slug = opts["tenant"].strip().lower()
         tenant = Tenant.objects.filter(slug=slug).first()
         if tenant is None:

@@ -35,7 +35,7 @@ def read_file(path: str) -> bytes:
         raise CommandError(f"cannot read {path}: {exc.strerror or exc}", returncode=2) from exc
 
 
-def adapter_or_exit(code: str):  # type: ignore[no-untyped-def]
+def adapter_or_exit(code: str):
     from tracking.carriers.registry import codes, get_adapter
 
     try:

@@ -14,11 +14,11 @@ from returns_portal.tenancy.services import api_key_create
 class Command(BaseCommand):
     help = "Create an API key for a tenant and print it once."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser):
         parser.add_argument("--tenant", required=True)
         parser.add_argument("--name", default="default")
 
-    def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
+    def handle(self, *args, **opts):
         tenant = Tenant.objects.filter(slug=opts["tenant"]).first()
         if tenant is None:
             raise CommandError(f"No tenant '{opts['tenant']}'.", returncode=1)

@@ -15,7 +15,7 @@ from returns_portal.tenancy.services import TenantExists, tenant_absolute_url, t
 class Command(BaseCommand):
     help = "Create a tenant (slug is a DNS label; www, admin, api, static are reserved)."
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser):
         parser.add_argument("slug")
         parser.add_argument("--name", required=True)
         parser.add_argument(
@@ -27,7 +27,7 @@ class Command(BaseCommand):
         parser.add_argument("--support-email", default="")
         parser.add_argument("--escalation-email", default="")
 
-    def handle(self, *args, **opts):  # type: ignore[no-untyped-def]
+    def handle(self, *args, **opts):
         try:
             tenant = tenant_create(
                 slug=opts["slug"],
