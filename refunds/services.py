@@ -1179,15 +1179,25 @@ def refund_estimate_refresh(
 # --------------------------------------------------------------------------
 # The reaction to a milestone's first reach (returns_portal/workflows.py)
 # --------------------------------------------------------------------------
-def refund_on_milestone(*, milestone: Milestone, now: datetime) -> None:
-    """Approve when due, close when settled, refresh the estimate. Idempotent."""
-    rr = milestone.return_request
-    tenant = milestone.tenant
-    if milestone.name in PARCEL_RANK:
-        refund_approve_if_due(tenant=tenant, return_request=rr, now=now)
-    if milestone.name in (MilestoneName.INSPECTED, MilestoneName.REFUNDED, MilestoneName.EXCHANGED):
-        return_settle_if_done(tenant=tenant, return_request=rr, now=now)
-    refund_estimate_refresh(return_request=rr, now=now)
+#: First reaches after which a settled return may close.
+SETTLING_MILESTONES = frozenset(
+    {MilestoneName.INSPECTED, MilestoneName.REFUNDED, MilestoneName.EXCHANGED}
+)
+
+
+def refund_on_milestones(
+    *, return_request: ReturnRequest, names: frozenset[str], now: datetime
+) -> None:
+    """Reaction to the first reach of the milestones `names` of `return_request`: approve
+    when a parcel milestone is among them and the rule's trigger is reached, close when
+    settled, refresh the estimate. Reads the return's state, so one call serves a batch.
+    Idempotent."""
+    tenant = return_request.tenant
+    if names & PARCEL_RANK.keys():
+        refund_approve_if_due(tenant=tenant, return_request=return_request, now=now)
+    if names & SETTLING_MILESTONES:
+        return_settle_if_done(tenant=tenant, return_request=return_request, now=now)
+    refund_estimate_refresh(return_request=return_request, now=now)
 
 
 # --------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from refunds.due_times import refunds_due_times_refresh_for_return
 from rma import detectors as rma_detectors
 from rma.detection import DetectionContext, Detector, KindCounts, run_detector
 from rma.exception_services import exceptions_auto_escalate
-from rma.models import ExceptionKind, Milestone, ReturnRequest
+from rma.models import ExceptionKind, ReturnRequest
 from rma.services import return_clock_refresh
 from tracking import detectors as tracking_detectors
 
@@ -123,10 +123,12 @@ def is_replay(now: datetime, wall_now: datetime) -> bool:
     return now < wall_now - REPLAY_TOLERANCE
 
 
-def due_times_refresh_reaction(milestone: Milestone, now: datetime) -> None:
-    """Milestone reaction: recompute every due column of the milestone's return (its
-    shipments, the return, its refunds) on every milestone's first reach."""
-    rr = milestone.return_request
+def due_times_refresh_reaction(
+    return_request: ReturnRequest, names: frozenset[str], now: datetime
+) -> None:
+    """Milestone reaction: recompute every due column of the return (its shipments, the
+    return, its refunds) after any first reach; once per dispatched batch."""
+    rr = return_request
     return_clock_refresh(return_request=rr, now=now)
     refunds_due_times_refresh_for_return(return_request=rr, now=now)
 

@@ -258,12 +258,52 @@ def milestone_reach(
 
 
 @transaction.atomic
-def milestone_mark_dispatched(*, milestone_id: int, now: datetime) -> bool:
-    """Claim a milestone's reactions: set `dispatched_at` if still null. True when claimed."""
-    return bool(
-        Milestone.objects.filter(pk=milestone_id, dispatched_at__isnull=True).update(
-            dispatched_at=now
-        )
+@dataclass(frozen=True)
+class MilestoneClaim:
+    """Milestones of one return whose reactions a dispatch now owns."""
+
+    return_request: ReturnRequest
+    names: frozenset[str]
+    milestone_ids: tuple[int, ...]
+
+
+def milestones_claim_owed(*, milestone_id: int, now: datetime) -> MilestoneClaim | None:
+    """Claim the reactions owed for `milestone_id` together with every other milestone of
+    its return still owed (`dispatched_at` null), setting `dispatched_at = now` on all
+    of them. None when the milestone is gone or already dispatched (by an earlier
+    claim that took it along).
+
+    Reactions read the return's state, not one milestone, so one run per batch does
+    the work of one run per milestone: ingest reaches two or three milestones at once.
+    Call inside the dispatch transaction; a rollback returns the claim. Lock order as
+    in `milestone_reach`: the return row (FOR NO KEY UPDATE), then its milestone rows.
+    """
+    return_request_id = (
+        Milestone.objects.filter(pk=milestone_id, dispatched_at__isnull=True)
+        .values_list("return_request_id", flat=True)
+        .first()
+    )
+    if return_request_id is None:
+        return None
+    return_request = (
+        ReturnRequest.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("tenant")
+        .get(pk=return_request_id)
+    )
+    owed = list(
+        Milestone.objects.select_for_update()
+        .filter(return_request_id=return_request_id, dispatched_at__isnull=True)
+        .order_by("pk")
+        .values_list("pk", "name")
+    )
+    ids = tuple(pk for pk, _name in owed)
+    if milestone_id not in ids:
+        return None
+    Milestone.objects.filter(pk__in=ids).update(dispatched_at=now)
+    return MilestoneClaim(
+        return_request=return_request,
+        names=frozenset(name for _pk, name in owed),
+        milestone_ids=ids,
     )
 
 

@@ -150,17 +150,65 @@ def test_milestone_refuses_other_tenants_return(rr, other_tenant):
 
 def test_dispatch_runs_reactions_once(rr, monkeypatch):
     calls = []
-    monkeypatch.setattr(workflows, "REACTIONS", [lambda m, now: calls.append(m.name)])
+    monkeypatch.setattr(
+        workflows, "REACTIONS", [lambda rr, names, now: calls.append(sorted(names))]
+    )
     milestone = reach(rr, "delivered", T0).milestone
     assert workflows.milestone_dispatch(milestone_id=milestone.pk, now=T0)
     assert not workflows.milestone_dispatch(milestone_id=milestone.pk, now=T0)
-    assert calls == ["delivered"]
+    assert calls == [["delivered"]]
     milestone.refresh_from_db()
     assert milestone.dispatched_at == T0
 
 
+def test_dispatch_claims_every_owed_milestone_of_the_return_in_one_batch(
+    rr, other_tenant, monkeypatch
+):
+    calls = []
+    monkeypatch.setattr(
+        workflows, "REACTIONS", [lambda r, names, now: calls.append((r.pk, sorted(names)))]
+    )
+
+    theirs = ReturnRequestFactory(order__tenant=other_tenant)
+    # What one carrier delivery does: several first reaches, then one task per milestone.
+    scan = milestone_reach(
+        tenant=rr.tenant,
+        return_request=rr,
+        name="first_scan",
+        reached_at=T0,
+        source="carrier",
+        now=T0,
+    ).milestone
+    delivered = milestone_reach(
+        tenant=rr.tenant,
+        return_request=rr,
+        name="delivered",
+        reached_at=T0,
+        source="carrier",
+        now=T0,
+    ).milestone
+    other = milestone_reach(
+        tenant=other_tenant,
+        return_request=theirs,
+        name="first_scan",
+        reached_at=T0,
+        source="carrier",
+        now=T0,
+    ).milestone
+    assert workflows.milestone_dispatch(milestone_id=delivered.pk, now=T0 + timedelta(hours=1))
+    assert not workflows.milestone_dispatch(milestone_id=scan.pk, now=T0 + timedelta(hours=1))
+    assert calls == [(rr.pk, ["delivered", "first_scan"])]
+    scan.refresh_from_db()
+    assert scan.dispatched_at == T0 + timedelta(hours=1)
+    # Another return's owed milestone is not taken along.
+    other.refresh_from_db()
+    assert other.dispatched_at is None
+    assert workflows.milestone_dispatch(milestone_id=other.pk, now=T0 + timedelta(hours=1))
+    assert calls[-1] == (theirs.pk, ["first_scan"])
+
+
 def test_failed_reaction_leaves_milestone_owed(rr, monkeypatch):
-    def boom(m, now):
+    def boom(rr, names, now):
         raise RuntimeError("gateway down")
 
     monkeypatch.setattr(workflows, "REACTIONS", [boom])
