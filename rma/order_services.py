@@ -31,7 +31,13 @@ from rma.models import (
     ReturnLine,
 )
 from rma.money import format_amount, quantize
-from rma.orders import KNOWN_CURRENCIES, OrderData, OrderLineData, refunded_units
+from rma.orders import (
+    KNOWN_CURRENCIES,
+    OrderData,
+    OrderLineData,
+    order_time_in_range,
+    refunded_units,
+)
 from rma.services import Refusal, ReturnRefused
 
 log = logging.getLogger(__name__)
@@ -124,8 +130,9 @@ def _check_lengths(
                 )
 
 
-def _order_values(data: OrderData, currency: str) -> dict[str, Any]:
-    """The `Order` columns for `data` (money quantized, tags and tax lines as JSON)."""
+def _order_values(data: OrderData, currency: str, now: datetime) -> dict[str, Any]:
+    """The `Order` columns for `data` (money quantized, tags and tax lines as JSON).
+    Times must be aware and within `order_time_in_range` of `now`."""
     values: dict[str, Any] = {name: getattr(data, name).strip() for name in _ORDER_TEXT_FIELDS}
     values["note"] = data.note
     values["note_attributes"] = data.note_attributes
@@ -158,6 +165,11 @@ def _order_values(data: OrderData, currency: str) -> dict[str, Any]:
         value = values[name]
         if value is not None and (value.tzinfo is None or value.utcoffset() is None):
             raise OrderDataError(f"{name} has no time zone", line=data.source_row)
+        if value is not None and not order_time_in_range(value, now=now):
+            raise OrderDataError(
+                f"{name} {value.isoformat()} is out of range (1970 to one year ahead)",
+                line=data.source_row,
+            )
     return values
 
 
@@ -227,7 +239,7 @@ class _OrderPlan:
         return match
 
 
-def _order_plan(data: OrderData) -> _OrderPlan:
+def _order_plan(data: OrderData, *, now: datetime) -> _OrderPlan:
     """Validate `data` and compute every column `order_upsert` would write.
 
     Raises `OrderDataError` (see `order_upsert`)."""
@@ -238,7 +250,7 @@ def _order_plan(data: OrderData) -> _OrderPlan:
     currency = data.currency.strip().upper()
     if currency not in KNOWN_CURRENCIES:
         raise OrderDataError(f"unknown currency {data.currency!r}", line=data.source_row)
-    values = _order_values(data, currency)
+    values = _order_values(data, currency, now)
     _check_lengths(
         Order, {**values, "shopify_id": data.shopify_id}, what="order", line=data.source_row
     )
@@ -373,7 +385,7 @@ def order_upsert(
     Raises `OrderDataError` for data that cannot be stored (unknown currency,
     number clash, SKU/title mismatch, over-long text, naive times).
     """
-    plan = _order_plan(data)
+    plan = _order_plan(data, now=now)
     candidates = list(
         Order.objects.select_for_update(of=("self",))
         .select_related("customer")
@@ -627,7 +639,7 @@ def _import_chunk(
     for index, parsed in enumerate(chunk):
         if parsed.data is not None:
             try:
-                plans[index] = _order_plan(parsed.data)
+                plans[index] = _order_plan(parsed.data, now=now)
             except OrderDataError:
                 continue  # order_upsert raises it again and it is reported there
     stored = _orders_prefetch(tenant=tenant, plans=list(plans.values()))
@@ -797,6 +809,8 @@ LINE_API_FIELDS = (
     "refunded_quantity",
     "tags",
 )
+#: Order times the API writes; each must be within `order_time_in_range`.
+ORDER_API_TIME_FIELDS = ("placed_at", "paid_at", "fulfilled_at", "delivered_at", "cancelled_at")
 #: What may not change on a line that already has returns (DESIGN.md section 4).
 LINE_FROZEN_WITH_RETURNS = ("sku", "unit_price", "discount")
 
@@ -846,6 +860,18 @@ def order_upsert_from_api(
         raise ReturnRefused(
             [Refusal("currency", "unknown_currency", _("Unknown ISO 4217 currency code."))]
         )
+    for name in ORDER_API_TIME_FIELDS:
+        value = fields.get(name)
+        if value is not None and not order_time_in_range(value, now=now):
+            raise ReturnRefused(
+                [
+                    Refusal(
+                        name,
+                        "out_of_range",
+                        _("Give a time between 1970 and one year from now."),
+                    )
+                ]
+            )
     for name in ORDER_API_FIELDS:
         if name not in fields or (name == "number" and not fields[name]):
             continue

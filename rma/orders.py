@@ -22,7 +22,7 @@ ROUND_HALF_UP at the ISO 4217 exponent (`rma.money`). Times are aware UTC.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from babel.numbers import list_currencies
@@ -31,6 +31,17 @@ from rma.money import currency_exponent, quantize
 
 #: ISO 4217 codes known to CLDR (through Babel); an order in any other currency is refused.
 KNOWN_CURRENCIES = frozenset(list_currencies())
+
+#: An order's times (placed, paid, fulfilled, delivered, cancelled) lie between this
+#: instant and `ORDER_TIME_AHEAD` after now. Outside it they are typing errors (year 9999,
+#: 0001), and windows and due times computed from them would leave the calendar.
+ORDER_TIME_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+ORDER_TIME_AHEAD = timedelta(days=366)
+
+
+def order_time_in_range(value: datetime, *, now: datetime) -> bool:
+    """True when the aware `value` is plausible for an order (see `ORDER_TIME_EARLIEST`)."""
+    return ORDER_TIME_EARLIEST <= value <= now + ORDER_TIME_AHEAD
 
 
 # --------------------------------------------------------------------------

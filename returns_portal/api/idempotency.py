@@ -11,14 +11,17 @@ than `STALE_AFTER` (a crashed request) is taken over. A key is remembered for
 the same key starts a new request, whether or not `retention_prune` has
 deleted the old row yet.
 
-The body hash is SHA-256 over the raw JSON body, or for multipart over the
-`data` part and each file's field name, file name and bytes, in order, so
-the same upload hashes alike whatever boundary the client chose.
+The body hash is SHA-256 over the JSON body in canonical form (keys sorted,
+no spaces; the raw bytes when it is not JSON), or for multipart over the
+`data` part (canonical likewise) and each file's field name, file name and
+bytes, in order: the same request hashes alike whatever key order, spacing
+or multipart boundary the client chose.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -45,7 +48,7 @@ def request_body_hash(request: Any) -> str:
     content_type = (request.content_type or "").split(";")[0].strip().lower()
     if content_type.startswith("multipart/"):
         digest.update(b"multipart\0")
-        digest.update(str(request.data.get("data", "")).encode())
+        digest.update(_canonical_json(str(request.data.get("data", "")).encode()))
         for field in sorted(request.FILES.keys()):
             for upload in request.FILES.getlist(field):
                 digest.update(f"\0{field}\0{upload.name}\0".encode())
@@ -53,8 +56,18 @@ def request_body_hash(request: Any) -> str:
                     digest.update(chunk)
                 upload.seek(0)
     else:
-        digest.update(request._request.body)
+        digest.update(_canonical_json(request._request.body))
     return digest.hexdigest()
+
+
+def _canonical_json(raw: bytes) -> bytes:
+    """`raw` re-serialized with sorted keys and no spaces, or `raw` itself when it is
+    not JSON (then the request fails validation anyway, and hashes as sent)."""
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        return raw
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,10 @@ output serializers that document the JSON shapes for drf-spectacular."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
 from rest_framework import serializers
 
 from rma.models import ReturnMethod, RiskLevel
@@ -13,10 +17,22 @@ from rma.states import ReturnStatus
 # Input
 # --------------------------------------------------------------------------
 def money() -> serializers.DecimalField:
-    """An optional money amount: Decimal(18, 3) in major units (DESIGN.md section 7)."""
+    """An optional money amount: Decimal(18, 3) in major units (DESIGN.md section 7), not
+    negative."""
     return serializers.DecimalField(
-        max_digits=18, decimal_places=3, required=False, allow_null=True
+        max_digits=18, decimal_places=3, required=False, allow_null=True, min_value=Decimal(0)
     )
+
+
+class InstantField(serializers.DateTimeField):
+    """ISO 8601 date-time whose UTC instant exists: `9999-12-31T23:59:59-14:00` is a 400
+    (`invalid`), not the OverflowError DRF lets through."""
+
+    def to_internal_value(self, value: Any) -> datetime:
+        try:
+            return super().to_internal_value(value)
+        except OverflowError:
+            self.fail("invalid", format="ISO 8601 with a year the UTC calendar holds")
 
 
 class OrderLineIn(serializers.Serializer):
@@ -47,11 +63,11 @@ class OrderIn(serializers.Serializer):
     number = serializers.CharField(required=False, max_length=64)
     email = serializers.CharField(required=False, allow_blank=True, max_length=254)
     currency = serializers.RegexField(r"^[A-Za-z]{3}$", required=False)
-    placed_at = serializers.DateTimeField(required=False)
-    paid_at = serializers.DateTimeField(required=False, allow_null=True)
-    fulfilled_at = serializers.DateTimeField(required=False, allow_null=True)
-    delivered_at = serializers.DateTimeField(required=False, allow_null=True)
-    cancelled_at = serializers.DateTimeField(required=False, allow_null=True)
+    placed_at = InstantField(required=False)
+    paid_at = InstantField(required=False, allow_null=True)
+    fulfilled_at = InstantField(required=False, allow_null=True)
+    delivered_at = InstantField(required=False, allow_null=True)
+    cancelled_at = InstantField(required=False, allow_null=True)
     financial_status = serializers.CharField(required=False, allow_blank=True, max_length=32)
     fulfillment_status = serializers.CharField(required=False, allow_blank=True, max_length=32)
     is_voided = serializers.BooleanField(required=False)
@@ -103,8 +119,8 @@ class ReturnLineIn(serializers.Serializer):
 
 class PickupIn(serializers.Serializer):
     address = serializers.CharField(max_length=1000)
-    window_start = serializers.DateTimeField()
-    window_end = serializers.DateTimeField()
+    window_start = InstantField()
+    window_end = InstantField()
 
 
 class ShipmentIn(serializers.Serializer):
@@ -126,8 +142,8 @@ class ReturnCreateIn(serializers.Serializer):
 
 class ReturnListFilters(serializers.Serializer):
     status = serializers.ChoiceField(choices=ReturnStatus.choices, required=False)
-    created_after = serializers.DateTimeField(required=False)
-    created_before = serializers.DateTimeField(required=False)
+    created_after = InstantField(required=False)
+    created_before = InstantField(required=False)
 
 
 # --------------------------------------------------------------------------

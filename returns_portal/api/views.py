@@ -65,21 +65,31 @@ def not_found() -> Response:
     return Response(dict(NOT_FOUND), status=status.HTTP_404_NOT_FOUND)
 
 
+#: Line indexes a client may name (`lines.<i>.photos`): the API takes at most 200 lines.
+MAX_LINE_INDEX_DIGITS = 3
+
+
+def _line_index(text: str) -> int | None:
+    """`int(text)` for a short ASCII decimal index, else None (never a huge int)."""
+    if text.isascii() and text.isdigit() and len(text) <= MAX_LINE_INDEX_DIGITS:
+        return int(text)
+    return None
+
+
 def refusal_body(refusals: list[Refusal], n_lines: int = 0) -> dict[str, Any]:
     """`{field: [message]}` nested like DRF's errors (`lines` is a list with one dict
-    per submitted line), and the same shape under `codes` with the codes."""
+    per submitted line), and the same shape under `codes` with the codes. A refusal
+    naming a line index beyond `n_lines` is keyed by its whole field name instead."""
     errors: dict[str, Any] = {}
     codes: dict[str, Any] = {}
     for refusal in refusals:
         parts = refusal.field.split(".")
         for target, value in ((errors, refusal.message), (codes, refusal.code)):
-            if parts[0] == "lines" and len(parts) == 3 and parts[1].isdigit():
+            index = _line_index(parts[1]) if parts[0] == "lines" and len(parts) == 3 else None
+            if index is not None and index < n_lines:
                 rows = target.setdefault("lines", [{} for _ in range(n_lines)])
                 if not isinstance(rows, list):
                     continue
-                index = int(parts[1])
-                while len(rows) <= index:
-                    rows.append({})
                 rows[index].setdefault(parts[2], []).append(value)
             elif len(parts) == 2:
                 target.setdefault(parts[0], {}).setdefault(parts[1], []).append(value)
@@ -163,13 +173,9 @@ def _parse_return_payload(request: Any) -> tuple[Any, dict[int, list], Response 
             )
         for field in request.FILES:
             parts = field.split(".")
-            if (
-                len(parts) == 3
-                and parts[0] == "lines"
-                and parts[1].isdigit()
-                and parts[2] == "photos"
-            ):
-                files[int(parts[1])] = request.FILES.getlist(field)
+            index = _line_index(parts[1]) if len(parts) == 3 else None
+            if index is not None and parts[0] == "lines" and parts[2] == "photos":
+                files[index] = request.FILES.getlist(field)
                 continue
             return (
                 None,

@@ -320,7 +320,10 @@ def parse_time(text: str, column: str) -> datetime | None:
             raise _FieldError(f"unparseable date in {column}: {value!r}") from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise _FieldError(f"date without a UTC offset in {column}: {value!r}")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 0001-01-01 +1400, 9999-12-31 -1400: no UTC instant exists
+        raise _FieldError(f"date out of range in {column}: {value!r}") from None
 
 
 def parse_amount(text: str, column: str, currency: str, *, required: bool = False) -> Decimal:

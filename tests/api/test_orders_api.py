@@ -164,3 +164,37 @@ def test_put_refuses_a_too_long_number_and_an_unknown_currency(client, tenant, k
     assert response.json()["codes"] == {"currency": ["unknown_currency"]}
     assert not Order.objects.filter(tenant=tenant).exists()
     assert put(client, key, "9" * 64, body).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "code"),
+    [
+        # Parsed, but no UTC instant exists for it: a 400, never an OverflowError 500.
+        ({"delivered_at": "9999-12-31T23:59:59-14:00"}, "delivered_at", "invalid"),
+        ({"placed_at": "0001-01-01T00:00:00+14:00"}, "placed_at", "invalid"),
+        # Representable but impossible: windows computed from them would leave the calendar.
+        ({"fulfilled_at": "9999-12-31T00:00:00Z"}, "fulfilled_at", "out_of_range"),
+        ({"placed_at": "0001-01-01T00:00:00Z"}, "placed_at", "out_of_range"),
+        ({"delivered_at": "2027-12-01T00:00:00Z"}, "delivered_at", "out_of_range"),
+    ],
+)
+def test_put_refuses_order_times_outside_the_calendar(client, tenant, key, change, field, code):
+    with time_machine.travel(NOW, tick=False):
+        response = put(client, key, "1001", {**ORDER, **change})
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert field in body
+    if code == "out_of_range":
+        assert body["codes"] == {field: ["out_of_range"]}
+    assert not Order.objects.filter(tenant=tenant).exists()
+
+
+def test_put_refuses_negative_money(client, tenant, key):
+    lines = [{**ORDER["lines"][0], "unit_price": "-5"}]
+    response = put(client, key, "1001", {**ORDER, "lines": lines})
+    assert response.status_code == 400
+    assert response.json()["lines"]["0"]["unit_price"] == [
+        "Ensure this value is greater than or equal to 0."
+    ]
+    assert put(client, key, "1001", {**ORDER, "shipping": "-1"}).status_code == 400
+    assert not Order.objects.filter(tenant=tenant).exists()

@@ -187,6 +187,37 @@ def test_multipart_with_photos(client, tenant, key, frozen):
 
 
 @pytest.mark.parametrize(
+    ("field", "status", "body"),
+    [
+        # An index past the submitted lines: named by its field, not padded out to it.
+        ("lines.5.photos", 400, {"lines.5.photos": ["No such line."]}),
+        # A huge or non-ASCII index is not a line index at all (it once grew a list to it).
+        ("lines.99999999999999999999.photos", 400, None),
+        ("lines.\u00b2.photos", 400, None),
+    ],
+)
+def test_photo_parts_for_lines_that_do_not_exist_are_400s(
+    client, tenant, key, frozen, field, status, body
+):
+    _order, (l1, _l2) = order_with_lines(tenant)
+    payload = body_for([{"line_id": l1.line_id, "quantity": 1, "reason": "damaged"}])
+    response = client.post(
+        "/api/v1/returns/",
+        {"data": json.dumps(payload), field: [upload("a.jpg", jpeg_bytes())]},
+        HTTP_HOST=HOST,
+        HTTP_AUTHORIZATION=f"Api-Key {key}",
+    )
+    assert response.status_code == status
+    got = response.json()
+    if body is None:
+        assert got == {field: ["Unexpected file part; use lines.<i>.photos."]}
+    else:
+        assert {k: v for k, v in got.items() if k != "codes"} == body
+        assert got["codes"] == {field: ["unknown_line"]}
+    assert ReturnRequest.objects.count() == 0
+
+
+@pytest.mark.parametrize(
     ("setup", "lines", "extra", "path", "code"),
     [
         (
@@ -304,12 +335,36 @@ def test_idempotency_key_replays_and_rejects_a_different_body(client, tenant, ke
     assert IdempotencyKey.objects.filter(tenant=tenant).count() == 2
 
 
+def test_idempotency_key_replays_the_same_json_in_another_key_order(client, tenant, key, frozen):
+    _order, (l1, _l2) = order_with_lines(tenant)
+    line = {"line_id": l1.line_id, "quantity": 1, "reason": "other"}
+    first = post(client, key, "/api/v1/returns/", body_for([line]), HTTP_IDEMPOTENCY_KEY="k-order")
+    reordered = client.post(
+        "/api/v1/returns/",
+        data=json.dumps(
+            {
+                "lines": [dict(reversed(line.items()))],
+                "email": "buyer@example.com",
+                "order_number": "#1001",
+            },
+            indent=2,
+        ),
+        content_type="application/json",
+        HTTP_HOST=HOST,
+        HTTP_AUTHORIZATION=f"Api-Key {key}",
+        HTTP_IDEMPOTENCY_KEY="k-order",
+    )
+    assert first.status_code == reordered.status_code == 201
+    assert reordered["Idempotent-Replayed"] == "true"
+    assert ReturnRequest.objects.count() == 1
+
+
 def test_idempotency_key_in_progress_is_409(client, tenant, key, frozen):
     _order, (l1, _l2) = order_with_lines(tenant)
     body = body_for([{"line_id": l1.line_id, "quantity": 1, "reason": "other"}])
     from returns_portal.api.idempotency import idempotency_claim
 
-    raw = json.dumps(body).encode()
+    raw = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     import hashlib
 
     idempotency_claim(

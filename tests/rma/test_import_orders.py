@@ -444,6 +444,39 @@ def test_import_bad_rows_fail_their_order_only(tenant):
     assert order_of(tenant, "#4001").lines.get().sku == "TEE-4001"
 
 
+def test_import_reports_times_outside_the_calendar_and_imports_the_rest(tenant):
+    import csv
+
+    text = fixture("basic_bom.csv").read_text("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    header = rows[0]
+    name, created, fulfilled = (header.index(c) for c in ("Name", "Created at", "Fulfilled at"))
+    firsts = [i for i, row in enumerate(rows[1:], start=1) if row[created]]
+    # No UTC instant exists for these two; the third is a typo far in the future.
+    rows[firsts[0]][created] = "0001-01-01 00:00:00 +1400"
+    rows[firsts[1]][fulfilled] = "9999-12-31 23:59:59 -1400"
+    rows[firsts[2]][fulfilled] = "2999-01-01 00:00:00 +0000"
+    out = io.StringIO(newline="")
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    result = order_import_csv(tenant=tenant, stream_or_path=io.StringIO(out.getvalue()), now=NOW)
+    bad = [rows[i][name] for i in firsts[:3]]
+    assert result.errors == [
+        RowIssue(
+            firsts[0] + 1, bad[0], "date out of range in Created at: '0001-01-01 00:00:00 +1400'"
+        ),
+        RowIssue(
+            firsts[1] + 1, bad[1], "date out of range in Fulfilled at: '9999-12-31 23:59:59 -1400'"
+        ),
+        RowIssue(
+            firsts[2] + 1,
+            bad[2],
+            "fulfilled_at 2999-01-01T00:00:00+00:00 is out of range (1970 to one year ahead)",
+        ),
+    ]
+    assert (result.created, result.failed) == (5, 3)
+    assert not Order.objects.filter(tenant=tenant, number__in=bad).exists()
+
+
 def test_import_not_utf8_stops_at_the_line(tenant):
     result = run_import(tenant, "not_utf8.csv")
     assert (result.created, result.failed) == (1, 2)
