@@ -28,6 +28,7 @@ from rma.models import (
     SlaPolicy,
 )
 from rma.money import format_amount
+from rma.order_services import ORDER_API_FIELDS, ORDER_API_TIME_FIELDS, ORDER_MONEY_FIELDS
 from rma.selectors import primary_shipment, return_timeline
 from tracking.models import TrackingEvent
 from tracking.selectors import event_output
@@ -60,46 +61,22 @@ class Urls:
 # --------------------------------------------------------------------------
 # Orders
 # --------------------------------------------------------------------------
-ORDER_TIME_FIELDS = ("placed_at", "paid_at", "fulfilled_at", "delivered_at", "cancelled_at")
-ORDER_MONEY_FIELDS = (
-    "subtotal",
-    "shipping",
-    "taxes",
-    "discount_amount",
-    "total",
-    "refunded_amount",
-    "outstanding_balance",
-)
+#: What an order's JSON carries besides its number, source and lines: the fields the
+#: API writes (`rma.order_services.ORDER_API_FIELDS`) plus the derived `is_cancelled`.
 ORDER_PLAIN_FIELDS = (
-    "email",
-    "currency",
-    "financial_status",
-    "fulfillment_status",
-    "is_voided",
+    *(
+        name
+        for name in ORDER_API_FIELDS
+        if name != "number" and name not in ORDER_API_TIME_FIELDS + ORDER_MONEY_FIELDS
+    ),
     "is_cancelled",
-    "taxes_included",
-    "discount_code",
-    "risk_level",
-    "tags",
-    "shipping_method",
-    "shipping_name",
-    "shipping_address1",
-    "shipping_address2",
-    "shipping_city",
-    "shipping_zip",
-    "shipping_province",
-    "shipping_country",
-    "shipping_phone",
-    "payment_method",
-    "payment_reference",
-    "note",
 )
 
 
 def order_json(order: Order, lines: list[OrderLine]) -> dict[str, Any]:
     data: dict[str, Any] = {"number": order.number, "source": order.source}
     data.update({name: getattr(order, name) for name in ORDER_PLAIN_FIELDS})
-    data.update({name: iso_z(getattr(order, name)) for name in ORDER_TIME_FIELDS})
+    data.update({name: iso_z(getattr(order, name)) for name in ORDER_API_TIME_FIELDS})
     data.update({name: money(getattr(order, name), order.currency) for name in ORDER_MONEY_FIELDS})
     data["lines"] = [
         {
