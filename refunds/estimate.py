@@ -31,6 +31,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.utils.translation import gettext, ngettext
+
 from rma.sla import BusinessCalendar, SlaTargets, add_business_days, due_after_hours
 
 PARCEL_STEPS = ("label_created", "first_scan", "delivered", "received", "inspected")
@@ -169,12 +171,13 @@ def refund_estimate(inp: EstimateInput) -> Estimate:
 
 
 def bank_delay_text(days_min: int, days_max: int) -> str:
-    """ "1-3 days", "2 days", "" for none (the approval e-mail's words)."""
+    """ "1-3 days", "2 days", "" for none (the approval e-mail's words, in the active
+    language)."""
     if days_max <= 0:
         return ""
     if days_min == days_max:
-        return f"{days_max} day{'s' if days_max != 1 else ''}"
-    return f"{days_min}-{days_max} days"
+        return ngettext("%(n)d day", "%(n)d days", days_max) % {"n": days_max}
+    return gettext("%(min)d-%(max)d days") % {"min": days_min, "max": days_max}
 
 
 __all__ = ["Estimate", "EstimateInput", "bank_delay_text", "refund_estimate"]

@@ -29,6 +29,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Q, Sum
+from django.utils import translation
 from django.utils.translation import gettext
 
 from refunds import amounts as amounts_lib
@@ -546,28 +547,36 @@ def _gateway_name(refund: Refund, order: Order) -> str:
 
 
 def _approval_email(refund: Refund, rr: ReturnRequest, now: datetime) -> None:
+    """The customer's "refund approved" e-mail, in the language the return was made in."""
     settings_ = refund_settings_for(refund.tenant_id)
     days_min, days_max = settings_.bank_days(refund.method)
     total = (refund.amount or Decimal(0)) + (refund.bonus_amount or Decimal(0))
     amount = f"{format_amount(total, refund.currency)} {refund.currency}"
-    if refund.method == RefundMethod.STORE_CREDIT:
-        delay = bank_delay_text(days_min, days_max)
-        first = (
-            f"Refund approved. Your store credit may take {delay}."
-            if delay
-            else "Refund approved. Your store credit is issued right away."
-        )
-    else:
-        delay = bank_delay_text(days_min, days_max) or "a few days"
-        first = f"Refund approved. Your bank may take {delay}."
     url = tenant_absolute_url(rr.tenant, f"/r/{rr.token}/")
+    with translation.override(rr.language or "en"):
+        if refund.method == RefundMethod.STORE_CREDIT:
+            delay = bank_delay_text(days_min, days_max)
+            first = (
+                gettext("Refund approved. Your store credit may take %(delay)s.") % {"delay": delay}
+                if delay
+                else gettext("Refund approved. Your store credit is issued right away.")
+            )
+        else:
+            delay = bank_delay_text(days_min, days_max) or gettext("a few days")
+            first = gettext("Refund approved. Your bank may take %(delay)s.") % {"delay": delay}
+        subject = gettext("%(rma)s: refund approved") % {"rma": rr.rma_number}
+        rest = gettext("Return %(rma)s, refund %(amount)s.\nTrack your return: %(url)s\n") % {
+            "rma": rr.rma_number,
+            "amount": amount,
+            "url": url,
+        }
     notification_queue(
         tenant=rr.tenant,
         key=f"refund-approved:{refund.uuid}",
         kind="refund_approved",
         to_email=rr.email or rr.order.email,
-        subject=f"{rr.rma_number}: refund approved",
-        body_text=f"{first}\n\nReturn {rr.rma_number}, refund {amount}.\nTrack your return: {url}\n",
+        subject=subject,
+        body_text=f"{first}\n\n{rest}",
         now=now,
         return_request=rr,
     )

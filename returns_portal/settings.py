@@ -228,6 +228,10 @@ LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("de", "Deutsch"), ("fr", "Français")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 USE_I18N = True
+# The portal's language selector (set_language) remembers the choice in this cookie,
+# per host; the browser's Accept-Language decides until then.
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 TIME_ZONE = "UTC"
 USE_TZ = True
 
@@ -254,6 +258,7 @@ if not DEBUG:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=PUBLIC_SCHEME == "https")
     SESSION_COOKIE_SECURE = PUBLIC_SCHEME == "https"
     CSRF_COOKIE_SECURE = PUBLIC_SCHEME == "https"
+    LANGUAGE_COOKIE_SECURE = PUBLIC_SCHEME == "https"
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)

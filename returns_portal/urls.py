@@ -14,6 +14,8 @@ urlpatterns = [
     # Browsers ask for /favicon.ico on every page, the admin's included.
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     path("admin/", admin.site.urls),
+    # The portal's language selector posts to set_language (`next` must be on this host).
+    path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", include("returns_portal.api.urls")),
     # --- refunds issue: Stripe refund webhook, warehouse staff pages ---
     path(
