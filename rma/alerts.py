@@ -143,7 +143,8 @@ def render_alert(facts: AlertFacts, *, policy: SlaPolicy, portal_prefix: str) ->
             "The label for your return %(rma)s was created more than %(hours)s hours ago, "
             "but %(carrier)s has not scanned the parcel yet (tracking number %(number)s).\n\n"
             "Not dropped off yet? Take the parcel with its printed label to a %(carrier)s "
-            "drop-off point. Your label and packing slip are here again:\n%(qr_url)s\n\n"
+            "drop-off point. Your label and packing slip, to print again:\n%(label_url)s\n"
+            "Or show this QR code at the drop-off point:\n%(qr_url)s\n\n"
             "Already dropped off? Keep your receipt. Scans sometimes appear late; we are "
             "keeping an eye on it and will contact you if we need anything.\n\n"
             "Track your return: %(tracking_url)s\n"
@@ -152,6 +153,7 @@ def render_alert(facts: AlertFacts, *, policy: SlaPolicy, portal_prefix: str) ->
             "hours": policy.first_scan_hours,
             "carrier": carrier,
             "number": number,
+            "label_url": f"{portal_prefix}{facts.token}/label.pdf",
             "qr_url": f"{portal_prefix}{facts.token}/qr.svg",
             "tracking_url": tracking_url,
         }

@@ -43,6 +43,7 @@ def test_no_scan_alert_with_drop_off_help_and_the_qr_code(
     assert note.return_request_id == rr.pk
     assert note.subject == f"Your return {rr.rma_number}: no carrier scan yet"
     assert f"http://acme.localhost:8000/r/{rr.token}/qr.svg" in note.body_text
+    assert f"http://acme.localhost:8000/r/{rr.token}/label.pdf" in note.body_text
     assert f"http://acme.localhost:8000/r/{rr.token}/" in note.body_text
     assert "more than 72 hours ago" in note.body_text
     assert "UPS drop-off point" in note.body_text
