@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from rest_framework import serializers
 
 from rma.models import ReturnMethod, RiskLevel
@@ -138,6 +139,11 @@ class ReturnCreateIn(serializers.Serializer):
     lines = ReturnLineIn(many=True, min_length=1, max_length=200)  # type: ignore[call-arg]
     pickup = PickupIn(required=False, allow_null=True)
     shipment = ShipmentIn(required=False, allow_null=True)
+    language = serializers.ChoiceField(
+        choices=[code for code, _name in settings.LANGUAGES],
+        default=settings.LANGUAGE_CODE,
+        help_text="The customer's language for e-mails and the tracking page's texts.",
+    )
 
 
 class ReturnListFilters(serializers.Serializer):

@@ -280,6 +280,7 @@ class ReturnListView(APIView):
                 shipment=ShipmentInput(**shipment) if shipment else None,
                 submission_key=idempotency_submission_key(key),
                 source=MilestoneSource.API,
+                language=data["language"],
                 now=timezone.now(),
             )
         except ReturnRefused as refused:

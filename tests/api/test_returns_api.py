@@ -670,3 +670,16 @@ def test_put_order_without_totals_derives_them_from_the_lines(client, tenant, ke
         HTTP_AUTHORIZATION=f"Api-Key {key}",
     )
     assert (again.json()["subtotal"], again.json()["total"]) == ("90.00", "99.00")
+
+
+def test_create_return_in_the_customers_language(client, tenant, key, frozen):
+    _order, (l1, l2) = order_with_lines(tenant)
+    line = {"line_id": l1.line_id, "quantity": 1, "reason": "other"}
+    german = post(client, key, "/api/v1/returns/", body_for([line], language="de"))
+    assert german.status_code == 201, german.content
+    assert ReturnRequest.objects.get(rma_number=german.json()["rma_number"]).language == "de"
+    unknown = post(client, key, "/api/v1/returns/", body_for([line], language="xx"))
+    assert unknown.status_code == 400 and "language" in unknown.json()
+    other = {"line_id": l2.line_id, "quantity": 1, "reason": "other"}
+    default = post(client, key, "/api/v1/returns/", body_for([other]))
+    assert ReturnRequest.objects.get(rma_number=default.json()["rma_number"]).language == "en"
