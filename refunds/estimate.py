@@ -23,7 +23,10 @@ track (DESIGN.md section 6, `rma.sla`) and the refund method's bank delay:
 
 Dates are shown in the calendar's zone: "Expected between 3 and 5
 December", "Expected between 28 November and 2 December", "Expected on 3
-December". A failed or cancelled refund has no estimate.
+December". A date outside the current year (of `now`, else of the request)
+carries its year: "Expected between 28 December 2026 and 4 January 2027",
+"Expected between 4 and 8 January 2027". A failed or cancelled refund has
+no estimate.
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ class EstimateInput:
     domestic: bool = True
     approved_at: datetime | None = None
     issued_at: datetime | None = None
+    now: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -124,14 +128,18 @@ def _project(inp: EstimateInput, target_step: str, factor: float) -> datetime:
     return when
 
 
-def _format_range(start: datetime, end: datetime, calendar: BusinessCalendar) -> str:
+def _format_range(start: datetime, end: datetime, calendar: BusinessCalendar, year: int) -> str:
+    """The range's words; `year` is the current year, which goes unsaid."""
     a = start.astimezone(calendar.zone).date()
     b = end.astimezone(calendar.zone).date()
+    if a.year != b.year:
+        return f"Expected between {a.day} {a:%B} {a.year} and {b.day} {b:%B} {b.year}"
+    suffix = "" if b.year == year else f" {b.year}"
     if a == b:
-        return f"Expected on {a.day} {a:%B}"
-    if (a.year, a.month) == (b.year, b.month):
-        return f"Expected between {a.day} and {b.day} {b:%B}"
-    return f"Expected between {a.day} {a:%B} and {b.day} {b:%B}"
+        return f"Expected on {a.day} {a:%B}{suffix}"
+    if a.month == b.month:
+        return f"Expected between {a.day} and {b.day} {b:%B}{suffix}"
+    return f"Expected between {a.day} {a:%B} and {b.day} {b:%B}{suffix}"
 
 
 def _plus_business_days(at: datetime, days: int, calendar: BusinessCalendar) -> datetime:
@@ -143,12 +151,13 @@ def refund_estimate(inp: EstimateInput) -> Estimate:
     if inp.state in ("failed", "cancelled"):
         return Estimate(None, None, "")
     cal = inp.calendar
+    year = (inp.now or inp.requested_at).astimezone(cal.zone).year
     if inp.state == "issued" and inp.issued_at is not None:
         start = _plus_business_days(inp.issued_at, inp.bank_days_min, cal)
         end = _plus_business_days(inp.issued_at, inp.bank_days_max, cal)
         if inp.method == "store_credit" and inp.bank_days_max == 0:
             return Estimate(start, end, "Store credit issued")
-        return Estimate(start, end, _format_range(start, end, cal))
+        return Estimate(start, end, _format_range(start, end, cal, year))
     if inp.approved_at is not None and inp.state in ("approved", "issuing"):
         early = late = inp.approved_at
     else:
@@ -164,7 +173,7 @@ def refund_estimate(inp: EstimateInput) -> Estimate:
     end = _plus_business_days(issued_late, inp.bank_days_max, cal)
     if end < start:
         end = start
-    text = _format_range(start, end, cal)
+    text = _format_range(start, end, cal, year)
     if inp.trigger == "manual" and inp.state in ("pending", "held"):
         text = "After a review by our team. " + text
     return Estimate(start, end, text)

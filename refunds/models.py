@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -14,7 +16,47 @@ from simple_history.models import HistoricalRecords
 
 from refunds.states import RefundState
 from returns_portal.tenancy.models import TenantOwned
-from rma.models import ReturnLine, ReturnRequest, Shipment, money_field
+from rma.models import ReturnLine, ReturnRequest, Shipment, money_field, validate_money_map
+from rma.money import MoneyError, money_map_read
+
+#: A refund rule's per-currency value conditions.
+RULE_MONEY_MAPS = ("order_total_min", "order_total_max", "line_value_min", "line_value_max")
+#: The most business days a bank or store may be said to take (refund settings).
+MAX_BANK_DAYS = 30
+
+
+def money_map_field(**kwargs: Any) -> models.JSONField:
+    """A per-currency amount map `{"USD": "5.00"}` (major units), checked by `validate_money_map`."""
+    return models.JSONField(default=dict, blank=True, validators=[validate_money_map], **kwargs)
+
+
+def normalize_money_maps(obj: models.Model, names: tuple[str, ...]) -> None:
+    """Store valid maps with upper-cased codes and amounts as strings (`{"USD": "5.00"}`);
+    invalid ones are left for the field's validator to report."""
+    for name in names:
+        try:
+            parsed = money_map_read(getattr(obj, name))
+        except MoneyError:
+            continue
+        setattr(obj, name, {cur: str(amount) for cur, amount in parsed.items()})
+
+
+def check_min_max(
+    obj: models.Model, minimum: str, maximum: str, errors: dict[str, list[ValidationError]]
+) -> None:
+    """Per-currency `minimum <= maximum` for two money maps (currencies in both)."""
+    try:
+        low, high = money_map_read(getattr(obj, minimum)), money_map_read(getattr(obj, maximum))
+    except MoneyError:
+        return  # the field validators say what is wrong
+    for cur in sorted(low.keys() & high.keys()):
+        if low[cur] > high[cur]:
+            errors.setdefault(maximum, []).append(
+                ValidationError(
+                    _("%(currency)s: the maximum is below the minimum."),
+                    params={"currency": cur},
+                )
+            )
 
 
 class RefundMethod(models.TextChoices):
@@ -149,10 +191,10 @@ class RefundRule(TenantOwned):
     position = models.PositiveIntegerField(default=100)
     is_active = models.BooleanField(default=True)
     risk_levels = models.JSONField(default=list, blank=True, help_text=_('e.g. ["high"]'))
-    order_total_min = models.JSONField(default=dict, blank=True, help_text=_('{"USD": "100.00"}'))
-    order_total_max = models.JSONField(default=dict, blank=True)
-    line_value_min = models.JSONField(default=dict, blank=True)
-    line_value_max = models.JSONField(default=dict, blank=True)
+    order_total_min = money_map_field(help_text=_('{"USD": "100.00"}'))
+    order_total_max = money_map_field()
+    line_value_min = money_map_field()
+    line_value_max = money_map_field()
     reason_codes = models.JSONField(default=list, blank=True)
     skus = models.JSONField(default=list, blank=True)
     line_tags = models.JSONField(default=list, blank=True, help_text=_("SKU / line item tags"))
@@ -164,9 +206,12 @@ class RefundRule(TenantOwned):
         decimal_places=2,
         null=True,
         blank=True,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
         help_text=_("Percent of the customer's orders in the window"),
     )
-    prior_returns_days = models.PositiveIntegerField(default=365)
+    prior_returns_days = models.PositiveIntegerField(
+        default=365, validators=[MinValueValidator(1), MaxValueValidator(3650)]
+    )
     trigger = models.CharField(max_length=12, choices=RefundTrigger.choices)
     method = models.CharField(
         max_length=20, choices=RefundMethod.choices, default=RefundMethod.ORIGINAL_PAYMENT
@@ -190,6 +235,14 @@ class RefundRule(TenantOwned):
     def __str__(self) -> str:
         return f"{self.position}. {self.name}"
 
+    def clean(self) -> None:
+        normalize_money_maps(self, RULE_MONEY_MAPS)
+        errors: dict[str, list[ValidationError]] = {}
+        check_min_max(self, "order_total_min", "order_total_max", errors)
+        check_min_max(self, "line_value_min", "line_value_max", errors)
+        if errors:
+            raise ValidationError(errors)
+
 
 class GatewayProvider(models.TextChoices):
     SANDBOX = "sandbox", _("Sandbox (no money moves)")
@@ -211,14 +264,22 @@ class RefundSettings(TenantOwned):
         default=Decimal("0"),
         validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
     )
-    restocking_fee_fixed = models.JSONField(
-        default=dict, blank=True, help_text=_('Fixed fee per return, per currency: {"USD": "5.00"}')
+    restocking_fee_fixed = money_map_field(
+        help_text=_('Fixed fee per return, per currency: {"USD": "5.00"}')
     )
     deduct_label_cost = models.BooleanField(default=False)
-    bank_days_original_min = models.PositiveSmallIntegerField(default=1)
-    bank_days_original_max = models.PositiveSmallIntegerField(default=3)
-    bank_days_store_credit_min = models.PositiveSmallIntegerField(default=0)
-    bank_days_store_credit_max = models.PositiveSmallIntegerField(default=0)
+    bank_days_original_min = models.PositiveSmallIntegerField(
+        default=1, validators=[MaxValueValidator(MAX_BANK_DAYS)]
+    )
+    bank_days_original_max = models.PositiveSmallIntegerField(
+        default=3, validators=[MaxValueValidator(MAX_BANK_DAYS)]
+    )
+    bank_days_store_credit_min = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(MAX_BANK_DAYS)]
+    )
+    bank_days_store_credit_max = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(MAX_BANK_DAYS)]
+    )
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords(inherit=False)
 
@@ -232,13 +293,29 @@ class RefundSettings(TenantOwned):
     def __str__(self) -> str:
         return f"Refund settings of {self.tenant.name}"
 
+    def clean(self) -> None:
+        normalize_money_maps(self, ("restocking_fee_fixed",))
+        errors = {}
+        for low, high in (
+            ("bank_days_original_min", "bank_days_original_max"),
+            ("bank_days_store_credit_min", "bank_days_store_credit_max"),
+        ):
+            if (getattr(self, low) or 0) > (getattr(self, high) or 0):
+                errors[high] = _("The maximum is below the minimum.")
+        if errors:
+            raise ValidationError(errors)
+
     def bank_days(self, method: str) -> tuple[int, int]:
-        """(min, max) business days the customer's bank/store may take for `method`."""
+        """(min, max) business days the customer's bank/store may take for `method`, within
+        0-`MAX_BANK_DAYS` (a row saved before the bounds existed is read within them)."""
         if method == RefundMethod.STORE_CREDIT:
-            return self.bank_days_store_credit_min, self.bank_days_store_credit_max
-        if method == RefundMethod.EXCHANGE:
+            pair = self.bank_days_store_credit_min, self.bank_days_store_credit_max
+        elif method == RefundMethod.EXCHANGE:
             return 0, 0
-        return self.bank_days_original_min, self.bank_days_original_max
+        else:
+            pair = self.bank_days_original_min, self.bank_days_original_max
+        low, high = (min(max(int(days or 0), 0), MAX_BANK_DAYS) for days in pair)
+        return low, max(low, high)
 
 
 class GatewayAccount(TenantOwned):

@@ -69,7 +69,7 @@ from rma.models import (
     Shipment,
     ShipmentDirection,
 )
-from rma.money import format_amount, quantize
+from rma.money import MoneyError, format_amount, money_map_read, quantize
 from rma.services import (
     business_calendar_for,
     enqueue_on_commit,
@@ -80,6 +80,7 @@ from rma.services import (
     return_refund_summary_update,
     sla_policy_for,
     sla_targets,
+    within_field_bounds,
 )
 from rma.sla import refund_due
 from rma.states import PARCEL_RANK, MilestoneName, MilestoneSource
@@ -94,6 +95,7 @@ HOLDING_EXCEPTIONS = (ExceptionKind.WAREHOUSE_MISMATCH, ExceptionKind.DAMAGED_PA
 HOLD_EXCEPTION_REASON = "open warehouse exception"
 HOLD_MANUAL_REASON = "manual approval required"
 HOLD_ZERO_AMOUNT_REASON = "computed amount is zero"
+HOLD_SETTINGS_REASON = "invalid refund settings"
 LIVE_STATES = (RefundState.APPROVED, RefundState.ISSUING, RefundState.ISSUED)
 
 
@@ -107,12 +109,22 @@ def refund_settings_for(tenant: Tenant | int) -> RefundSettings:
     return found
 
 
-def _money_map(raw: Any) -> dict[str, Decimal]:
-    return {str(k).upper(): Decimal(str(v)) for k, v in (raw or {}).items() if str(v).strip()}
+def _money_map(raw: Any, *, what: str) -> dict[str, Decimal]:
+    """A stored per-currency map read as `rma.money.money_map_read` reads it. The admin
+    refuses bad maps; one stored before it did raises `MoneyError` naming `what`."""
+    try:
+        return money_map_read(raw)
+    except MoneyError as exc:
+        raise MoneyError(f"{what}: {exc}", code=exc.code, currency=exc.currency) from exc
 
 
 def rule_spec_from_model(rule: RefundRule) -> rules_lib.RuleSpec:
-    """The pure engine's view of a stored rule."""
+    """The pure engine's view of a stored rule. Raises `MoneyError` (a `ValueError`)
+    for a value condition stored with a bad amount."""
+
+    def money(name: str) -> dict[str, Decimal]:
+        return _money_map(getattr(rule, name), what=f"rule '{rule.name}' {name}")
+
     return rules_lib.RuleSpec(
         rule_id=rule.pk,
         name=rule.name,
@@ -121,10 +133,10 @@ def rule_spec_from_model(rule: RefundRule) -> rules_lib.RuleSpec:
         method=rule.method,
         store_credit_bonus_percent=rule.store_credit_bonus_percent or Decimal("0"),
         risk_levels=frozenset(rule.risk_levels or []),
-        order_total_min=_money_map(rule.order_total_min),
-        order_total_max=_money_map(rule.order_total_max),
-        line_value_min=_money_map(rule.line_value_min),
-        line_value_max=_money_map(rule.line_value_max),
+        order_total_min=money("order_total_min"),
+        order_total_max=money("order_total_max"),
+        line_value_min=money("line_value_min"),
+        line_value_max=money("line_value_max"),
         reason_codes=frozenset(rule.reason_codes or []),
         skus=frozenset(rule.skus or []),
         line_tags=frozenset(rule.line_tags or []),
@@ -132,7 +144,9 @@ def rule_spec_from_model(rule: RefundRule) -> rules_lib.RuleSpec:
         shipping_countries=frozenset(rule.shipping_countries or []),
         prior_returns_min_count=rule.prior_returns_min_count,
         prior_returns_min_rate=rule.prior_returns_min_rate,
-        prior_returns_days=rule.prior_returns_days,
+        prior_returns_days=within_field_bounds(
+            RefundRule, "prior_returns_days", rule.prior_returns_days
+        ),
     )
 
 
@@ -274,6 +288,27 @@ def _method_for(decision: rules_lib.Decision, return_request: ReturnRequest) -> 
     return decision.method
 
 
+def _decision_at_creation(return_request: ReturnRequest, *, now: datetime) -> rules_lib.Decision:
+    """The rule decision for a new return. A rule stored with a bad amount (before the
+    admin refused them) must not stop the return: the refund then waits for manual
+    approval and the explanation names the rule and the amount."""
+    facts = refund_facts_build(return_request, now=now)
+    try:
+        specs = rule_specs_for(return_request.tenant_id)
+    except MoneyError as exc:
+        log.warning("tenant %s: %s", return_request.tenant_id, exc)
+        return rules_lib.Decision(
+            rule_id=None,
+            rule_name="",
+            trigger=RefundTrigger.MANUAL,
+            method=RefundMethod.ORIGINAL_PAYMENT,
+            store_credit_bonus_percent=Decimal("0"),
+            explanation=f"manual approval: {exc}",
+            snapshot={"rule": None, "error": str(exc), "matched_because": [], "skipped": []},
+        )
+    return rules_lib.choose_rule(specs, facts)
+
+
 @transaction.atomic
 def refund_create_for_return(return_request: ReturnRequest, *, now: datetime) -> Refund:
     """Create the return's `Refund` (state `pending`; `held` for a `manual` rule) with
@@ -291,9 +326,7 @@ def refund_create_for_return(return_request: ReturnRequest, *, now: datetime) ->
     ).first()
     if existing is not None:
         return existing
-    decision = rules_lib.choose_rule(
-        rule_specs_for(return_request.tenant_id), refund_facts_build(return_request, now=now)
-    )
+    decision = _decision_at_creation(return_request, now=now)
     method = _method_for(decision, return_request)
     refund = Refund.objects.create(
         tenant_id=return_request.tenant_id,
@@ -499,7 +532,9 @@ def refund_amount_compute(
             ),
             Decimal(0),
         )
-    fixed = _money_map(settings_.restocking_fee_fixed).get(cur.upper(), Decimal(0))
+    fixed = _money_map(
+        settings_.restocking_fee_fixed, what="refund settings restocking_fee_fixed"
+    ).get(cur.upper(), Decimal(0))
     policy = amounts_lib.RefundPolicy(
         refund_taxes=settings_.refund_taxes,
         refund_shipping=settings_.refund_shipping,
@@ -638,9 +673,27 @@ def refund_approve_if_due(
                 hold_reason=HOLD_EXCEPTION_REASON,
             )
         return ApprovalResult(refund, approved=False, held=True)
-    if refund.state == RefundState.HELD and refund.hold_reason != HOLD_EXCEPTION_REASON:
+    if refund.state == RefundState.HELD and refund.hold_reason not in (
+        HOLD_EXCEPTION_REASON,
+        HOLD_SETTINGS_REASON,
+    ):
         return ApprovalResult(refund, approved=False, held=True)  # held by staff
-    result = refund_amount_compute(refund=refund, order=rr.order, return_request=rr)
+    try:
+        result = refund_amount_compute(refund=refund, order=rr.order, return_request=rr)
+    except MoneyError as exc:
+        # Settings stored before the admin refused bad amounts: hold with the reason,
+        # retried at the next milestone (or approved by staff once fixed).
+        log.warning("refund %s: %s", refund.pk, exc)
+        if refund.state == RefundState.PENDING:
+            _transition(
+                refund,
+                RefundState.HELD,
+                actor=actor,
+                reason=f"held: {exc}"[:500],
+                now=now,
+                hold_reason=HOLD_SETTINGS_REASON,
+            )
+        return ApprovalResult(refund, approved=False, held=True)
     if result.amount + result.bonus <= 0:
         # Units came back but nothing would be paid (the order's total is used up,
         # or fees eat the value): a person looks before the customer is told
@@ -1174,6 +1227,7 @@ def refund_estimate_refresh(
             domestic=domestic,
             approved_at=refund.approved_at,
             issued_at=refund.issued_at,
+            now=now,
         )
     )
     return_refund_summary_update(

@@ -45,6 +45,7 @@ from rma.services import (
     exception_resolve,
     notification_queue,
     sla_policy_for,
+    within_field_bounds,
 )
 
 #: Resolution codes staff choose from (auto-resolution codes are `auto:<why>`).
@@ -430,7 +431,9 @@ def exceptions_auto_escalate(
     for tenant_id, hours in SlaPolicy.objects.filter(
         auto_escalate_after_hours__isnull=False
     ).values_list("tenant_id", "auto_escalate_after_hours"):
-        by_hours[hours].append(tenant_id)
+        by_hours[within_field_bounds(SlaPolicy, "auto_escalate_after_hours", hours)].append(
+            tenant_id
+        )
     counts: dict[str, int] = defaultdict(int)
     digest: dict[int, list[tuple[str, str]]] = defaultdict(list)
     digest_total: dict[int, int] = defaultdict(int)

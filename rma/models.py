@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q, Value
@@ -22,8 +23,14 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from simple_history.models import HistoricalRecords
 
-from returns_portal.tenancy.models import Tenant, TenantOwned, validate_time_zone
-from rma.money import MONEY_FIELD_KWARGS
+from returns_portal.tenancy.models import (
+    Tenant,
+    TenantOwned,
+    subdivision_error,
+    validate_country_code,
+    validate_time_zone,
+)
+from rma.money import MONEY_FIELD_KWARGS, MoneyError, currency_exponent, money_map_read
 from rma.states import MilestoneName, MilestoneSource, Precision, ReturnStatus
 
 
@@ -34,6 +41,57 @@ def money_field(**kwargs: Any) -> models.DecimalField:
         max_digits=MONEY_FIELD_KWARGS["max_digits"],
         decimal_places=MONEY_FIELD_KWARGS["decimal_places"],
         **kwargs,
+    )
+
+
+#: How a refused money-map entry is worded (`MoneyError.code` -> message).
+_MONEY_MAP_MESSAGES = {
+    "not_a_map": _('Use an object like {"USD": "5.00"}.'),
+    "unknown_currency": _("%(currency)s is not an ISO 4217 currency code."),
+    "invalid": _("%(currency)s: %(amount)s is not an amount."),
+    "not_finite": _("%(currency)s: %(amount)s is not an amount."),
+    "negative": _("%(currency)s: an amount cannot be negative."),
+    "too_large": _("%(currency)s: %(amount)s is too large."),
+    "too_precise": _("%(currency)s: at most %(places)s decimals."),
+}
+
+
+def validate_money_map(value: Any) -> None:
+    """A per-currency map of configured amounts (`{"USD": "5.00"}`): known ISO 4217
+    codes, finite amounts >= 0 with at most the currency's decimals, within a money
+    column (DESIGN.md section 7; `rma.money.amount_check`)."""
+    try:
+        money_map_read(value)
+    except MoneyError as exc:
+        places = currency_exponent(exc.currency) if exc.code == "too_precise" else 0
+        raise ValidationError(
+            _MONEY_MAP_MESSAGES.get(exc.code, _MONEY_MAP_MESSAGES["invalid"]),
+            # Not the bare code: a form field's own message for `invalid` would replace it.
+            code=f"money_{exc.code}",
+            params={"currency": exc.currency, "amount": exc.amount, "places": places},
+        ) from exc
+
+
+#: Bounds of the configurable SLA durations: elapsed hours up to 30 days,
+#: business days up to 60 (about three months).
+MAX_SLA_HOURS = 720
+MAX_SLA_BUSINESS_DAYS = 60
+
+
+def sla_hours(default: int | None, **kwargs: Any) -> models.PositiveIntegerField:
+    """An SLA target in elapsed hours, 1 to `MAX_SLA_HOURS`."""
+    return models.PositiveIntegerField(
+        default=default,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_SLA_HOURS)],
+        **kwargs,
+    )
+
+
+def sla_business_days(default: int) -> models.PositiveIntegerField:
+    """An SLA target in business days, 1 to `MAX_SLA_BUSINESS_DAYS`."""
+    return models.PositiveIntegerField(
+        default=default,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_SLA_BUSINESS_DAYS)],
     )
 
 
@@ -251,7 +309,7 @@ class ReturnCentre(TenantOwned):
 
     name = models.CharField(max_length=200)
     address = models.TextField(blank=True)
-    country = models.CharField(max_length=2)
+    country = models.CharField(max_length=2, validators=[validate_country_code])
     subdivision = models.CharField(max_length=10, blank=True)
     time_zone = models.CharField(max_length=64, validators=[validate_time_zone])
     is_default = models.BooleanField(default=False)
@@ -266,20 +324,29 @@ class ReturnCentre(TenantOwned):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        self.country = (self.country or "").strip().upper()
+        self.subdivision = (self.subdivision or "").strip().upper()
+        error = subdivision_error(self.country, self.subdivision)
+        if error is not None:
+            raise ValidationError({"subdivision": error})
+
 
 class SlaPolicy(TenantOwned):
     """SLA targets per tenant (DESIGN.md section 6 defaults; MISSION "SLA targets per step").
 
     Hours are elapsed hours (72 h = 259,200 s whatever the clocks do);
-    business days follow the return centre's calendar (`rma.sla`).
+    business days follow the return centre's calendar (`rma.sla`). Every
+    duration is bounded (`MAX_SLA_HOURS`, `MAX_SLA_BUSINESS_DAYS`): a due
+    time must stay a date the calendar and the database can hold.
     """
 
-    first_scan_hours = models.PositiveIntegerField(default=72)
-    transit_domestic_business_days = models.PositiveIntegerField(default=3)
-    transit_international_business_days = models.PositiveIntegerField(default=10)
-    checkin_hours = models.PositiveIntegerField(default=24)
-    inspection_hours = models.PositiveIntegerField(default=48)
-    refund_business_days = models.PositiveIntegerField(default=1)
+    first_scan_hours = sla_hours(72)
+    transit_domestic_business_days = sla_business_days(3)
+    transit_international_business_days = sla_business_days(10)
+    checkin_hours = sla_hours(24)
+    inspection_hours = sla_hours(48)
+    refund_business_days = sla_business_days(1)
     no_movement_days = models.PositiveIntegerField(
         default=5, validators=[MinValueValidator(5), MaxValueValidator(7)]
     )
@@ -307,11 +374,10 @@ class SlaPolicy(TenantOwned):
         blank=True,
         help_text=_("Comma-separated customer or order tags that make a customer loyal"),
     )
-    auto_escalate_after_hours = models.PositiveIntegerField(
+    auto_escalate_after_hours = sla_hours(
+        48,
         null=True,
         blank=True,
-        default=48,
-        validators=[MinValueValidator(1)],
         help_text=_("Escalate an open exception after this many hours; empty turns it off"),
     )
     updated_at = models.DateTimeField(auto_now=True)
@@ -343,11 +409,16 @@ class SlaTransitRoute(TenantOwned):
 
     policy = models.ForeignKey(SlaPolicy, on_delete=models.CASCADE, related_name="transit_routes")
     origin_country = models.CharField(
-        max_length=2, blank=True, help_text=_("ISO 3166-1 alpha-2; empty matches any origin")
+        max_length=2,
+        blank=True,
+        validators=[validate_country_code],
+        help_text=_("ISO 3166-1 alpha-2; empty matches any origin"),
     )
-    destination_country = models.CharField(max_length=2, help_text=_("ISO 3166-1 alpha-2"))
+    destination_country = models.CharField(
+        max_length=2, validators=[validate_country_code], help_text=_("ISO 3166-1 alpha-2")
+    )
     business_days = models.PositiveIntegerField(
-        validators=[MinValueValidator(1), MaxValueValidator(60)]
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_SLA_BUSINESS_DAYS)]
     )
     history = HistoricalRecords(inherit=False)
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
 from django.db.models import Sum
 from django.utils.translation import gettext as _
 
@@ -197,20 +199,37 @@ def sla_policy_for(tenant_id: int) -> SlaPolicy:
     return policy if policy is not None else SlaPolicy(tenant_id=tenant_id)
 
 
+def within_field_bounds(model: type[models.Model], name: str, value: int) -> int:
+    """`value` moved into the field's Min/MaxValueValidator bounds. Forms refuse values
+    outside them; this keeps a row stored before the bounds existed from pushing a
+    due time past what the calendar and the database hold."""
+    field = model._meta.get_field(name)
+    for validator in getattr(field, "validators", ()):
+        if isinstance(validator, MinValueValidator):
+            value = max(value, validator.limit_value)
+        elif isinstance(validator, MaxValueValidator):
+            value = min(value, validator.limit_value)
+    return value
+
+
 def sla_targets(policy: SlaPolicy | None) -> SlaTargets:
     """The policy's targets as the pure `rma.sla.SlaTargets` (hours elapsed, business
-    days); the DESIGN.md section 6 defaults without a policy."""
+    days), each within its field's bounds; the DESIGN.md section 6 defaults without
+    a policy."""
     if policy is None:
         return SlaTargets()
+    names = (
+        "first_scan_hours",
+        "transit_domestic_business_days",
+        "transit_international_business_days",
+        "checkin_hours",
+        "inspection_hours",
+        "refund_business_days",
+        "no_movement_days",
+        "claimed_dropoff_scan_hours",
+    )
     return SlaTargets(
-        first_scan_hours=policy.first_scan_hours,
-        transit_domestic_business_days=policy.transit_domestic_business_days,
-        transit_international_business_days=policy.transit_international_business_days,
-        checkin_hours=policy.checkin_hours,
-        inspection_hours=policy.inspection_hours,
-        refund_business_days=policy.refund_business_days,
-        no_movement_days=policy.no_movement_days,
-        claimed_dropoff_scan_hours=policy.claimed_dropoff_scan_hours,
+        **{name: within_field_bounds(SlaPolicy, name, getattr(policy, name)) for name in names}
     )
 
 

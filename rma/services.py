@@ -22,7 +22,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery import current_app
@@ -70,6 +70,7 @@ from rma.selectors import (  # re-exported: other apps take the SLA clock from r
     order_eligibility,
     sla_policy_for,
     sla_targets,
+    within_field_bounds,
 )
 from rma.sla import (
     ReturnClock,
@@ -599,6 +600,10 @@ class ReturnRefused(ValidationError):
 
 
 MAX_NOTE_LENGTH = 2000
+#: A pickup starts within this much of the request and its window lasts at most
+#: `PICKUP_WINDOW_MAX` (carriers book pickups days ahead, for a day's window).
+PICKUP_BOOKING_HORIZON = timedelta(days=30)
+PICKUP_WINDOW_MAX = timedelta(days=7)
 _TRACKING_NUMBER = re.compile(r"^[A-Z0-9]{4,64}$")
 
 
@@ -706,6 +711,24 @@ def _static_refusals(
                         "pickup.window_start",
                         "window_in_past",
                         _("The pickup window must be in the future."),
+                    )
+                )
+            elif start > now + PICKUP_BOOKING_HORIZON:
+                refusals.append(
+                    Refusal(
+                        "pickup.window_start",
+                        "window_too_far",
+                        _("The pickup must start within %(n)d days.")
+                        % {"n": PICKUP_BOOKING_HORIZON.days},
+                    )
+                )
+            elif end - start > PICKUP_WINDOW_MAX:
+                refusals.append(
+                    Refusal(
+                        "pickup.window_end",
+                        "window_too_long",
+                        _("A pickup window can be at most %(n)d days long.")
+                        % {"n": PICKUP_WINDOW_MAX.days},
                     )
                 )
     if shipment is not None:
@@ -1454,7 +1477,9 @@ def shipment_clock(
 def transit_routes_of(tenant_id: int) -> dict[tuple[str, str], int]:
     """The tenant's transit routes as `{(origin, destination): business days}`."""
     return {
-        (origin.upper(), destination.upper()): days
+        (origin.upper(), destination.upper()): within_field_bounds(
+            SlaTransitRoute, "business_days", days
+        )
         for origin, destination, days in SlaTransitRoute.objects.filter(
             tenant_id=tenant_id
         ).values_list("origin_country", "destination_country", "business_days")

@@ -21,6 +21,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_http_methods
 
 from returns_portal.tenancy.models import Role
@@ -49,6 +50,15 @@ class CheckInForm(forms.Form):
     )
 
 
+def _checkin_form_error(form: CheckInForm) -> str:
+    """The one line shown for a refused scan: the condition first, then the code."""
+    if "condition" in form.errors:
+        return gettext("Unknown condition: choose intact or damaged.")
+    if form.has_error("code", "max_length"):
+        return gettext("That code is too long for an RMA code.")
+    return "Scan or type an RMA number."
+
+
 def _require_agent(request: HttpRequest) -> None:
     tenant = getattr(request, "tenant", None)
     if tenant is None:
@@ -74,9 +84,11 @@ def checkin_page(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = CheckInForm(request.POST)
         condition = request.POST.get("condition", PackageCondition.INTACT)
+        if condition not in PackageCondition.values:
+            condition = PackageCondition.INTACT
         context["form"] = CheckInForm(initial={"condition": condition})
         if not form.is_valid():
-            context.update(result="error", message="Scan or type an RMA number.")
+            context.update(result="error", message=_checkin_form_error(form))
             status = 422
         else:
             try:

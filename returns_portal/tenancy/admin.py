@@ -134,6 +134,13 @@ class MembershipForm(forms.ModelForm):
                 self._new_user = user
             elif user.is_superuser:
                 raise forms.ValidationError(_("Superusers are managed by the operators."))
+            tenant = cleaned.get("tenant") or getattr(self.instance, "tenant", None)
+            if (
+                user.pk is not None
+                and tenant is not None
+                and Membership.objects.filter(tenant=tenant, user=user).exists()
+            ):
+                self.add_error("email", _("This person is already a member of this tenant."))
             self.instance.user = user
         return cleaned
 

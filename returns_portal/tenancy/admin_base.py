@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.filters import RelatedFieldListFilter
-from django.core.exceptions import ValidationError
+from django.contrib.admin.utils import flatten_fieldsets
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
@@ -166,6 +167,25 @@ class TenantScopedAdmin(admin.ModelAdmin):
             readonly.append("tenant")
         return readonly
 
+    def _adds_tenant_field(self, request: HttpRequest, obj: models.Model | None) -> bool:
+        """A new row on the base domain picks its tenant: the add form shows the field."""
+        return (
+            obj is None and getattr(request, "tenant", None) is None and is_tenant_owned(self.model)
+        )
+
+    def get_fields(self, request: HttpRequest, obj: models.Model | None = None) -> Any:
+        fields = list(super().get_fields(request, obj))
+        if self._adds_tenant_field(request, obj) and "tenant" not in fields:
+            fields.insert(0, "tenant")
+        return fields
+
+    def get_fieldsets(self, request: HttpRequest, obj: models.Model | None = None) -> Any:
+        fieldsets = list(super().get_fieldsets(request, obj))
+        if self._adds_tenant_field(request, obj) and "tenant" not in flatten_fieldsets(fieldsets):
+            name, options = fieldsets[0]
+            fieldsets[0] = (name, {**options, "fields": ("tenant", *options["fields"])})
+        return fieldsets
+
     def get_form(
         self,
         request: HttpRequest,
@@ -174,16 +194,27 @@ class TenantScopedAdmin(admin.ModelAdmin):
         **kwargs: Any,
     ):
         form = super().get_form(request, obj, change=change, **kwargs)
-        host_tenant = getattr(request, "tenant", None)
-        if obj is None and host_tenant is not None:
-            # The form validates related rows against the host's tenant.
-            class HostTenantForm(form):  # type: ignore[misc, valid-type]
-                def __init__(self, *args: Any, **kw: Any) -> None:
-                    super().__init__(*args, **kw)
+        if not is_tenant_owned(self.model):
+            return form
+        host_tenant = getattr(request, "tenant", None) if obj is None else None
+
+        class ScopedForm(form):  # type: ignore[misc, valid-type]
+            """Gives a new row the host's tenant (related rows are validated against it),
+            and checks unique constraints that lead with the tenant even when the form
+            does not show it, so a duplicate is a form error rather than an IntegrityError."""
+
+            def __init__(self, *args: Any, **kw: Any) -> None:
+                super().__init__(*args, **kw)
+                if host_tenant is not None:
                     self.instance.tenant = host_tenant
 
-            return HostTenantForm
-        return form
+            def _get_validation_exclusions(self) -> set[str]:
+                exclude = set(super()._get_validation_exclusions())
+                if getattr(self.instance, "tenant_id", None) is not None:
+                    exclude.discard("tenant")
+                return exclude
+
+        return ScopedForm
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         host_tenant = getattr(request, "tenant", None)
@@ -193,7 +224,7 @@ class TenantScopedAdmin(admin.ModelAdmin):
         role = request_tenant_roles(request).get(tenant_id)
         needed = self.change_role if change else self.add_role
         if not role_at_least(role, needed):
-            raise ValidationError(_("You may not change this tenant's data."))
+            raise PermissionDenied(_("You may not change this tenant's data."))
         super().save_model(request, obj, form, change)
 
     # --- permissions -----------------------------------------------------

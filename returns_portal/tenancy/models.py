@@ -6,11 +6,15 @@ other apps subclasses `TenantOwned`, whose queryset has `.for_tenant()`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import re
 import secrets
 import zoneinfo
 from typing import Any
 
+import holidays
+from babel.numbers import list_currencies
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
@@ -43,6 +47,74 @@ def validate_time_zone(value: str) -> None:
         raise ValidationError(_("Unknown time zone '%(tz)s'."), params={"tz": value}) from exc
 
 
+@functools.cache
+def _holiday_countries() -> dict[str, frozenset[str]]:
+    """ISO 3166-1 alpha-2 code -> its subdivision codes, upper-cased, as the `holidays`
+    package (the business-day calendar, `rma.sla`) knows them."""
+    return {
+        code: frozenset(s.upper() for s in subdivisions)
+        for code, subdivisions in holidays.list_supported_countries().items()
+        if len(code) == 2
+    }
+
+
+def validate_country_code(value: str) -> None:
+    """An ISO 3166-1 alpha-2 country the business-day calendar knows (`US`, `de`); not `ZZ`."""
+    if (value or "").strip().upper() not in _holiday_countries():
+        raise ValidationError(
+            _("'%(code)s' is not an ISO 3166-1 country code."), params={"code": value}
+        )
+
+
+def subdivision_error(country: str, subdivision: str) -> ValidationError | None:
+    """Why `subdivision` (ISO 3166-2, the part after the hyphen: `CA` for US-CA) is not one
+    of `country`'s for public holidays, or None when it is (or is empty, or the country
+    is unknown: the country's own check says so)."""
+    code = (subdivision or "").strip().upper()
+    known = _holiday_countries().get((country or "").strip().upper())
+    if not code or known is None or code in known:
+        return None
+    return ValidationError(
+        _("'%(code)s' is not a subdivision of %(country)s."),
+        params={"code": subdivision, "country": country.upper()},
+    )
+
+
+@functools.cache
+def _known_currencies() -> frozenset[str]:
+    return frozenset(list_currencies())
+
+
+def validate_currency_code(value: str) -> None:
+    """An ISO 4217 code that CLDR (Babel, as `rma.money` uses it) knows: `USD`; not `ZZZ`."""
+    if (value or "").strip().upper() not in _known_currencies():
+        raise ValidationError(
+            _("'%(code)s' is not an ISO 4217 currency code."), params={"code": value}
+        )
+
+
+_HOST_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def validate_host_name(value: str) -> None:
+    """A host name alone (`returns.example.com`): dot-separated DNS labels, at least two,
+    at most 253 characters, a top-level label that is not all digits; no scheme, path,
+    port or spaces. Case and a trailing dot are ignored."""
+    host = (value or "").strip().lower().rstrip(".")
+    if any(c in host for c in "/:@?#") or any(c.isspace() for c in host):
+        raise ValidationError(
+            _("Give the host name alone, like returns.example.com (no scheme, path or port).")
+        )
+    labels = host.split(".")
+    if (
+        len(host) > 253
+        or len(labels) < 2
+        or not all(_HOST_LABEL.match(label) for label in labels)
+        or labels[-1].isdigit()
+    ):
+        raise ValidationError(_("'%(host)s' is not a host name."), params={"host": value})
+
+
 class Tenant(models.Model):
     """A merchant. Its slug names its host `<slug>.<BASE_DOMAIN>`."""
 
@@ -50,12 +122,19 @@ class Tenant(models.Model):
         max_length=63, unique=True, validators=[dns_label_validator, validate_slug_not_reserved]
     )
     name = models.CharField(max_length=200)
-    country = models.CharField(max_length=2, default="US", help_text=_("ISO 3166-1 alpha-2"))
+    country = models.CharField(
+        max_length=2,
+        default="US",
+        validators=[validate_country_code],
+        help_text=_("ISO 3166-1 alpha-2"),
+    )
     subdivision = models.CharField(
         max_length=10, blank=True, help_text=_("ISO 3166-2 subdivision for public holidays")
     )
     time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
-    currency = models.CharField(max_length=3, default="USD", help_text=_("ISO 4217"))
+    currency = models.CharField(
+        max_length=3, default="USD", validators=[validate_currency_code], help_text=_("ISO 4217")
+    )
     brand_color = models.CharField(
         max_length=7,
         default="#1f4e79",
@@ -72,6 +151,14 @@ class Tenant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.slug})"
+
+    def clean(self) -> None:
+        self.country = (self.country or "").strip().upper()
+        self.subdivision = (self.subdivision or "").strip().upper()
+        self.currency = (self.currency or "").strip().upper()
+        error = subdivision_error(self.country, self.subdivision)
+        if error is not None:
+            raise ValidationError({"subdivision": error})
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -100,6 +187,32 @@ class TenantDomain(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.domain = self.domain.strip().lower().rstrip(".")
         super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        """Lower-cases the host (before the uniqueness check); refuses what is not a host
+        name (`validate_host_name`) and the hosts the middleware gives another meaning:
+        `BASE_DOMAIN` itself and `<label>.<BASE_DOMAIN>`, which is always the tenant slug
+        `label`'s host (DESIGN.md section 3)."""
+        self.domain = (self.domain or "").strip().lower().rstrip(".")
+        base = settings.BASE_DOMAIN
+        if self.domain == base:
+            raise ValidationError({"domain": _("This is the base domain; it serves no tenant.")})
+        try:
+            validate_host_name(self.domain)
+        except ValidationError as exc:
+            raise ValidationError({"domain": exc}) from exc
+        if self.domain.endswith("." + base):
+            label = self.domain[: -len(base) - 1]
+            # The tenant may be unsaved (an inline on the tenant's add page).
+            has_tenant = self.tenant_id is not None or TenantDomain.tenant.is_cached(self)
+            own = self.tenant.slug if has_tenant else None
+            if "." not in label and label != own:
+                raise ValidationError(
+                    {
+                        "domain": _("%(host)s is reserved for the tenant slug '%(slug)s'.")
+                        % {"host": self.domain, "slug": label}
+                    }
+                )
 
 
 class Role(models.TextChoices):

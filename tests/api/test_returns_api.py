@@ -683,3 +683,28 @@ def test_create_return_in_the_customers_language(client, tenant, key, frozen):
     other = {"line_id": l2.line_id, "quantity": 1, "reason": "other"}
     default = post(client, key, "/api/v1/returns/", body_for([other]))
     assert ReturnRequest.objects.get(rma_number=default.json()["rma_number"]).language == "en"
+
+
+def test_pickup_window_too_long_is_a_400_that_writes_nothing(client, tenant, key, frozen):
+    _order, (l1, _l2) = order_with_lines(tenant)
+    before = counts()
+    response = post(
+        client,
+        key,
+        "/api/v1/returns/",
+        body_for(
+            [{"line_id": l1.line_id, "quantity": 1, "reason": "too_small"}],
+            method="pickup",
+            pickup={
+                "address": "1 Main St",
+                "window_start": "2026-11-12T09:00:00Z",
+                "window_end": "2026-12-12T09:00:00Z",
+            },
+        ),
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "pickup": {"window_end": ["A pickup window can be at most 7 days long."]},
+        "codes": {"pickup": {"window_end": ["window_too_long"]}},
+    }
+    assert counts() == before

@@ -114,3 +114,24 @@ def test_bank_delay_words():
     assert bank_delay_text(2, 2) == "2 days"
     assert bank_delay_text(1, 1) == "1 day"
     assert bank_delay_text(0, 0) == ""
+
+
+def test_dates_outside_the_current_year_carry_their_year():
+    """A far estimate said "Expected between 29 May and 27 January" for years 2222 and 2414."""
+    across = est("first_scan", bank=(1, 30), now=datetime(2026, 12, 1, tzinfo=UTC))
+    # Tue 1 Dec + 30 business days (Christmas and New Year's Day off) -> Thu 14 Jan.
+    assert across.text == "Expected between 1 December 2026 and 14 January 2027"
+    next_year = est(
+        "first_scan",
+        reached={"requested": REQUESTED, "first_scan": datetime(2027, 1, 4, 15, tzinfo=UTC)},
+        now=datetime(2026, 12, 30, tzinfo=UTC),
+    )
+    assert next_year.text == "Expected between 5 and 8 January 2027"
+    spanning = est(
+        "first_scan",
+        reached={"requested": REQUESTED, "first_scan": datetime(2026, 12, 28, 15, tzinfo=UTC)},
+        now=datetime(2026, 12, 28, tzinfo=UTC),
+    )
+    assert spanning.text == "Expected between 29 December 2026 and 4 January 2027"
+    same_year = est("first_scan", now=datetime(2026, 11, 30, tzinfo=UTC))
+    assert same_year.text == "Expected between 1 and 4 December"

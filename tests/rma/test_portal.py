@@ -501,3 +501,23 @@ def test_pickup_window_beyond_the_calendar_is_a_form_error(client, tenant, froze
     assert response.status_code == 400
     assert "Datetime value out of range." in response.content.decode()
     assert counts() == before
+
+
+def test_pickup_window_years_ahead_is_refused(client, tenant, frozen):
+    """The portal took a pickup in year 9999; the service bounds it for the portal and API."""
+    _order, (l1, _l2) = order_with_lines(tenant)
+    lookup(client)
+    page = client.get("/return/", HTTP_HOST=HOST)
+    data = form_data(
+        page,
+        [(l1, 1, "too_small")],
+        method="pickup",
+        pickup_address="1 Main St",
+        pickup_start="9999-06-01T09:00",
+        pickup_end="9999-06-01T13:00",
+    )
+    before = counts()
+    response = client.post("/return/", data, HTTP_HOST=HOST)
+    assert response.status_code == 400
+    assert "The pickup must start within 30 days." in response.content.decode()
+    assert counts() == before

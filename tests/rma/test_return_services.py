@@ -502,3 +502,54 @@ def test_exchange_for_the_same_variant_is_refused(tenant):
             ],
         )
     assert [r.code for r in info.value.refusals] == ["same_variant"]
+
+
+@pytest.mark.parametrize(
+    ("start", "length", "field", "code", "message"),
+    [
+        (
+            timedelta(days=365 * 7000),
+            timedelta(hours=4),
+            "pickup.window_start",
+            "window_too_far",
+            "The pickup must start within 30 days.",
+        ),
+        (
+            timedelta(days=30, minutes=1),
+            timedelta(hours=4),
+            "pickup.window_start",
+            "window_too_far",
+            "The pickup must start within 30 days.",
+        ),
+        (
+            timedelta(days=1),
+            timedelta(days=7, minutes=1),
+            "pickup.window_end",
+            "window_too_long",
+            "A pickup window can be at most 7 days long.",
+        ),
+    ],
+)
+def test_pickup_window_is_bounded(tenant, media_root, start, length, field, code, message):
+    order, (l1, _l2) = order_with_lines(tenant)
+    lines = [ReturnLineInput(line_id=l1.line_id, quantity=1, reason="other")]
+    window = PickupInput(
+        address="1 Main St", window_start=NOW + start, window_end=NOW + start + length
+    )
+    errors = refused(tenant, order, lines, media_root, method="pickup", pickup=window)
+    assert errors == {(field, code): message}
+
+
+def test_pickup_window_at_the_bounds_is_accepted(tenant):
+    order, (l1, _l2) = order_with_lines(tenant)
+    lines = [ReturnLineInput(line_id=l1.line_id, quantity=1, reason="other")]
+    window = PickupInput(
+        address="1 Main St",
+        window_start=NOW + timedelta(days=30),
+        window_end=NOW + timedelta(days=37),
+    )
+    rr = create(tenant, order, lines, method="pickup", pickup=window)
+    assert (rr.pickup_window_start, rr.pickup_window_end) == (
+        NOW + timedelta(days=30),
+        NOW + timedelta(days=37),
+    )

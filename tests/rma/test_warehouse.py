@@ -701,3 +701,24 @@ def test_api_exchange_ships_outbound(client, keys, tenant):
         {"carrier": "ups", "tracking_number": "1Z1"},
     )
     assert no_exchange.status_code in (400, 404)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {"code": "RMA-100001", "condition": "melted"},
+            "Unknown condition: choose intact or damaged.",
+        ),
+        ({"code": "R" * 10_000, "condition": "intact"}, "That code is too long for an RMA code."),
+        ({"code": "", "condition": "intact"}, "Scan or type an RMA number."),
+    ],
+)
+def test_page_names_what_is_wrong_with_the_input(client, tenant_agent, two_returns, data, message):
+    client.force_login(tenant_agent)
+    response = client.post("/staff/check-in/", data, HTTP_HOST=A_HOST)
+    assert response.status_code == 422
+    page = response.content.decode()
+    assert 'class="feedback error"' in page and message in page
+    assert re.search(r'<input type="radio" name="condition" value="intact"[^>]* checked>', page)
+    assert not CheckIn.objects.exists()
