@@ -26,15 +26,18 @@ December", "Expected between 28 November and 2 December", "Expected on 3
 December". A date outside the current year (of `now`, else of the request)
 carries its year: "Expected between 28 December 2026 and 4 January 2027",
 "Expected between 4 and 8 January 2027". A failed or cancelled refund has
-no estimate.
+no estimate. Texts are in the active language (the caller activates the
+return's language; month names from CLDR through Babel).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
-from django.utils.translation import gettext, ngettext
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date
+from django.utils.translation import get_language, gettext, ngettext, pgettext
 
 from rma.sla import BusinessCalendar, SlaTargets, add_business_days, due_after_hours
 
@@ -128,18 +131,38 @@ def _project(inp: EstimateInput, target_step: str, factor: float) -> datetime:
     return when
 
 
+def _day(value: date, pattern: str) -> str:
+    """`value` in a CLDR date `pattern` (itself translated: German writes "d. MMMM"),
+    month names in the active language."""
+    return format_date(value, pattern, locale=_babel_locale())
+
+
+def _babel_locale() -> Locale:
+    try:
+        return Locale.parse(get_language() or "en", sep="-")
+    except (ValueError, UnknownLocaleError):
+        return Locale.parse("en")
+
+
 def _format_range(start: datetime, end: datetime, calendar: BusinessCalendar, year: int) -> str:
-    """The range's words; `year` is the current year, which goes unsaid."""
+    """The range's words in the active language; `year` is the current year, which goes
+    unsaid."""
     a = start.astimezone(calendar.zone).date()
     b = end.astimezone(calendar.zone).date()
+    # Translators: a CLDR date pattern (d day, MMMM month name, y year); keep the letters.
+    day_month = pgettext("date pattern", "d MMMM")
+    # Translators: a CLDR date pattern (d day, MMMM month name, y year); keep the letters.
+    day_month_year = pgettext("date pattern", "d MMMM y")
+    # Translators: a CLDR date pattern, the day of the month alone ("between 2 and 9 May").
+    day_only = pgettext("date pattern", "d")
     if a.year != b.year:
-        return f"Expected between {a.day} {a:%B} {a.year} and {b.day} {b:%B} {b.year}"
-    suffix = "" if b.year == year else f" {b.year}"
+        first, last = _day(a, day_month_year), _day(b, day_month_year)
+    else:
+        last = _day(b, day_month if b.year == year else day_month_year)
+        first = _day(a, day_only if a.month == b.month else day_month)
     if a == b:
-        return f"Expected on {a.day} {a:%B}{suffix}"
-    if a.month == b.month:
-        return f"Expected between {a.day} and {b.day} {b:%B}{suffix}"
-    return f"Expected between {a.day} {a:%B} and {b.day} {b:%B}{suffix}"
+        return gettext("Expected on %(date)s") % {"date": last}
+    return gettext("Expected between %(start)s and %(end)s") % {"start": first, "end": last}
 
 
 def _plus_business_days(at: datetime, days: int, calendar: BusinessCalendar) -> datetime:
@@ -156,7 +179,7 @@ def refund_estimate(inp: EstimateInput) -> Estimate:
         start = _plus_business_days(inp.issued_at, inp.bank_days_min, cal)
         end = _plus_business_days(inp.issued_at, inp.bank_days_max, cal)
         if inp.method == "store_credit" and inp.bank_days_max == 0:
-            return Estimate(start, end, "Store credit issued")
+            return Estimate(start, end, gettext("Store credit issued"))
         return Estimate(start, end, _format_range(start, end, cal, year))
     if inp.approved_at is not None and inp.state in ("approved", "issuing"):
         early = late = inp.approved_at
@@ -175,7 +198,7 @@ def refund_estimate(inp: EstimateInput) -> Estimate:
         end = start
     text = _format_range(start, end, cal, year)
     if inp.trigger == "manual" and inp.state in ("pending", "held"):
-        text = "After a review by our team. " + text
+        text = gettext("After a review by our team. %(estimate)s") % {"estimate": text}
     return Estimate(start, end, text)
 
 

@@ -1176,7 +1176,8 @@ def return_settle_if_done(
 def refund_estimate_refresh(
     *, return_request: ReturnRequest, now: datetime, refund: Refund | None = None
 ) -> None:
-    """Recompute `{from, to, text}` (refunds.estimate) and write it to the return."""
+    """Recompute `{from, to, text}` (refunds.estimate) and write it to the return; the
+    text in the return's language (`ReturnRequest.language`)."""
     if refund is None:
         refund = Refund.objects.filter(
             tenant_id=return_request.tenant_id,
@@ -1188,6 +1189,14 @@ def refund_estimate_refresh(
     rr = ReturnRequest.objects.select_related("tenant", "return_centre", "order").get(
         pk=return_request.pk
     )
+    with translation.override(rr.language or "en"):
+        _refund_estimate_write(rr=rr, refund=refund, return_request=return_request, now=now)
+
+
+def _refund_estimate_write(
+    *, rr: ReturnRequest, refund: Refund, return_request: ReturnRequest, now: datetime
+) -> None:
+    """`refund_estimate_refresh`'s body, in the return's language (the text is stored)."""
     if refund.method == RefundMethod.EXCHANGE:
         shipped = Exchange.objects.filter(
             tenant_id=rr.tenant_id, return_request=rr, shipped_at__isnull=False
