@@ -5,8 +5,8 @@ process from the outbox (DESIGN.md sections 8 and 10; carriers/NOTES.md 3).
 
 1. Every delivery is stored (`RawPayload`, source `webhook`: the raw bytes,
    a header subset, the decision) in one transaction committed before the
-   answer: accepted, rejected, or hitting a bug in a verifier or parser
-   (then `internal`, answered 503 so the provider retries). Nothing is
+   answer: accepted, rejected, or hitting a bug in a verifier (then
+   `internal`, answered 503 so the provider retries). Nothing is
    acknowledged unstored and no delivery is dropped.
 2. The tenant's webhook secret for the provider (`CarrierAccount`) is
    required; the adapter verifies the signature on the raw bytes in constant
@@ -24,7 +24,10 @@ process from the outbox (DESIGN.md sections 8 and 10; carriers/NOTES.md 3).
    Both answer 200 `{"status": "duplicate"}` (a provider retry must stop) and
    are stored `rejected` (`duplicate`, `duplicate_of`), not processed.
 5. The body must parse with the adapter: else 400 with the reason, stored
-   `rejected` (`payload`) for `replay_webhooks` once the parser is fixed.
+   `rejected` (`payload`) for `replay_webhooks` once the parser is fixed. A
+   parser bug (any exception besides `PayloadError`) is the same 400, logged
+   as one warning (`tracking.ingest.payload_parse`): the bytes will never
+   parse, so a provider retry cannot help.
 6. Verified and parsable: 200 `{"status": "accepted", "delivery": id}`;
    `tracking.payload_process` is enqueued on commit and the outbox sweeper
    re-enqueues deliveries still `received` after 2 minutes.
@@ -49,6 +52,7 @@ from tracking.ingest import (
     IngestError,
     IngestResult,
     headers_subset,
+    payload_parse,
     tracking_events_ingest,
 )
 from tracking.models import PayloadSource, PayloadState, RawPayload
@@ -115,8 +119,9 @@ def webhook_receive(
     One transaction, one commit, one row per delivery: the row holding the raw
     bytes also records the decision, and nothing is answered before it is
     committed. So every delivery that gets an answer is stored, whether it was
-    accepted, rejected or hit a bug in a verifier or parser (stored with
-    `error_code="internal"` and answered 503 so the provider retries). The
+    accepted, rejected (a parser bug included: `payload`, 400) or hit a bug in
+    a verifier (stored with `error_code="internal"` and answered 503 so the
+    provider retries). The
     processing task is enqueued on commit.
     """
     adapter = get_adapter(provider)
@@ -138,6 +143,7 @@ def webhook_receive(
         delivery.save(force_insert=True)
 
     def reject(code: str, reason: str, status: int, **fields: object) -> WebhookAnswer:
+        reason = reason.replace("\x00", "")  # may quote the body; PostgreSQL refuses NUL
         store(
             state=PayloadState.REJECTED,
             error_code=code,
@@ -186,12 +192,11 @@ def webhook_receive(
                 )
         parse_error = None
         try:
-            adapter.parse(body, now=now)
+            # An adapter bug is a PayloadError too (one warning line, no
+            # traceback): answered 400 and kept `rejected` for replay.
+            payload_parse(adapter=adapter, body=body, now=now)
         except PayloadError as exc:
             parse_error = str(exc)
-        except Exception as exc:  # an adapter bug must not answer 500; keep it for replay
-            log.exception("%s adapter crashed parsing a delivery for %s", provider, tenant.slug)
-            parse_error = f"could not parse: {type(exc).__name__}"
     except Exception as exc:
         log.exception("verifying a %s delivery for %s failed", provider, tenant.slug)
         store(

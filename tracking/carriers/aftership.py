@@ -55,7 +55,7 @@ class Adapter(CarrierAdapter):
             if isinstance(inner, dict) and isinstance(inner.get("tracking"), dict):
                 trackings = [inner["tracking"]]
             elif isinstance(inner, dict) and isinstance(inner.get("trackings"), list):
-                trackings = inner["trackings"]
+                trackings = c.as_objects(inner["trackings"], "AfterShip: data.trackings")
             elif isinstance(inner, dict) and "checkpoints" in inner:
                 trackings = [inner]
             else:
@@ -67,7 +67,7 @@ class Adapter(CarrierAdapter):
     ) -> TrackingResult:
         carrier = physical_carrier(t.get("slug"))
         events = []
-        for cp in t.get("checkpoints") or []:
+        for cp in c.as_objects(t.get("checkpoints"), "AfterShip: checkpoints"):
             loc = c.location(
                 city=cp.get("city"),
                 region=cp.get("state"),

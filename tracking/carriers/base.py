@@ -342,6 +342,10 @@ class CarrierAdapter:
                 docs = json.loads(body)["batch"]
             except (ValueError, KeyError, TypeError) as exc:
                 raise PayloadError(f"bad batch envelope: {exc}") from exc
+            except RecursionError:
+                raise PayloadError("bad batch envelope: nested too deeply") from None
+            if not isinstance(docs, list):
+                raise PayloadError("bad batch envelope: batch is not a list")
             results: list[TrackingResult] = []
             for doc in docs:
                 raw = doc.encode("utf-8") if isinstance(doc, str) else json.dumps(doc).encode()

@@ -38,6 +38,11 @@ from .base import (
 TOLERANCE = timedelta(seconds=300)
 
 
+def _substatus(node: Mapping[str, Any], what: str) -> object:
+    """``substatus.code`` (newer responses); ``substatus`` itself must be an object."""
+    return c.as_object(node.get("substatus"), what).get("code")
+
+
 class Adapter(CarrierAdapter):
     code = "shippo"
     name = "Shippo"
@@ -57,12 +62,13 @@ class Adapter(CarrierAdapter):
             raise PayloadError("Shippo: no Track object")
         carrier = physical_carrier(track.get("carrier"))
         events = []
-        for st in track.get("tracking_history") or []:
-            events.append(self._event(st, carrier, now))
-        status = track.get("tracking_status") or {}
+        history = c.as_objects(track.get("tracking_history"), "Shippo: tracking_history")
+        for i, st in enumerate(history):
+            events.append(self._event(st, i, carrier, now))
+        status = c.as_object(track.get("tracking_status"), "Shippo: tracking_status")
         summary = None
         if status.get("status"):
-            summary_at = timeparse.parse_aware(c.opt(status.get("status_date")))
+            summary_at = timeparse.parse_aware(c.opt(status.get("status_date")), now=now)
             wall = timeparse.parse_iso(c.clean(status.get("status_date")))
             if wall is not None and wall.naive.time().isoformat() == "00:00:00":
                 summary_at = None  # date-only padding is not a timestamp
@@ -72,7 +78,7 @@ class Adapter(CarrierAdapter):
                 occurred_at=summary_at,
                 occurred_at_local=c.opt(status.get("status_date")),
                 hint=c.opt(status.get("status")),
-                detail=c.opt(c.get(status, "substatus", "code")),
+                detail=c.opt(_substatus(status, "Shippo: tracking_status.substatus")),
             )
         number = c.opt(track.get("tracking_number")) or tracking_number
         return [
@@ -88,9 +94,8 @@ class Adapter(CarrierAdapter):
             )
         ]
 
-    def _event(self, st: Mapping[str, Any], carrier: str | None, now: datetime) -> RawEvent:
-        loc_d = st.get("location") or {}
-        assert isinstance(loc_d, dict)
+    def _event(self, st: Mapping[str, Any], i: int, carrier: str | None, now: datetime) -> RawEvent:
+        loc_d = c.as_object(st.get("location"), f"Shippo: tracking_history[{i}].location")
         loc = c.location(
             city=loc_d.get("city"),
             region=loc_d.get("state"),
@@ -106,7 +111,7 @@ class Adapter(CarrierAdapter):
             info=info,
             location=loc,
             status_hint=st.get("status"),
-            detail_hint=c.get(st, "substatus", "code"),
+            detail_hint=_substatus(st, f"Shippo: tracking_history[{i}].substatus"),
             physical_carrier=carrier,
         )
 
