@@ -43,6 +43,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 
 from returns_portal.tenancy.models import Tenant
 from rma.services import enqueue_on_commit
@@ -308,28 +309,63 @@ def _process(payload: RawPayload, *, now: datetime) -> IngestResult | None:
         return None
 
 
+#: `IngestError.code`s of a replay that still cannot be parsed or verified
+#: (the input's fault); anything else failed for an internal reason (`internal`).
+UNPARSEABLE_CODES = frozenset({"payload", "unverified", "unknown_provider"})
+
+
 def raw_payload_replay(*, payload: RawPayload, now: datetime) -> IngestResult:
     """Process a stored payload again (`replay_webhooks`), whatever its state,
     provided its signature was verified when it arrived. Idempotent (events
-    are stored once). Raises `IngestError` when it still cannot be parsed or
-    was never verified."""
+    are stored once).
+
+    One transaction per payload: either the ingest commits (the row ends
+    `processed`), or everything it wrote rolls back and the row is then left
+    `rejected` (`payload`: it still cannot be parsed, with the reason) or
+    `failed` (`internal`: anything else, with the exception), `attempts`
+    counted. Never `received`, which the outbox sweeper would retry. Raises
+    `IngestError` in every failing case: `code` `unverified`, `payload`,
+    `unknown_provider` or `internal` (`exc.payload` is the row, its state set).
+    """
     if payload.verified_at is None:
         raise IngestError(
             f"payload {payload.pk} was never verified ({payload.error_code or 'unsigned'})",
             code="unverified",
             payload=payload,
         )
+    try:
+        with transaction.atomic():
+            RawPayload.objects.filter(pk=payload.pk).update(
+                state=PayloadState.RECEIVED, attempts=F("attempts") + 1
+            )
+            return tracking_events_ingest(
+                tenant=payload.tenant,
+                provider=payload.provider,
+                body=bytes(payload.body),
+                source=payload.source,
+                now=now,
+                delivery=payload,
+            )
+    except IngestError as exc:
+        _replay_failed(payload, PayloadState.REJECTED, exc.code, str(exc), now)
+        exc.payload = payload
+        raise
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        log.warning("replaying payload %s failed: %s", payload.pk, reason)
+        _replay_failed(payload, PayloadState.FAILED, "internal", reason, now)
+        raise IngestError(reason, code="internal", payload=payload) from exc
+
+
+def _replay_failed(payload: RawPayload, state: str, code: str, error: str, now: datetime) -> None:
+    """Record a failed replay after its transaction rolled back (which undid
+    any state the ingest wrote on the way)."""
+    fields: dict[str, object] = {"processed_at": now} if state == PayloadState.REJECTED else {}
+    error = error.replace("\x00", "")
     RawPayload.objects.filter(pk=payload.pk).update(
-        state=PayloadState.RECEIVED, attempts=payload.attempts + 1
+        state=state, error_code=code[:20], error=error[:500], attempts=F("attempts") + 1, **fields
     )
-    return tracking_events_ingest(
-        tenant=payload.tenant,
-        provider=payload.provider,
-        body=bytes(payload.body),
-        source=payload.source,
-        now=now,
-        delivery=payload,
-    )
+    payload.refresh_from_db(fields=["state", "error_code", "error", "attempts", "processed_at"])
 
 
 def body_digest(body: bytes) -> str:
