@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import hmac
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from . import _common as c
@@ -31,6 +31,7 @@ from .base import (
     WebhookVerification,
     WebhookVerificationError,
     header,
+    unix_instant,
 )
 
 
@@ -137,9 +138,10 @@ class Adapter(CarrierAdapter):
         try:
             data = c.load_json(body)
             event_id = c.opt(data.get("event_id"))
-            if isinstance(data.get("ts"), (int, float)):
-                signed_at = datetime.fromtimestamp(data["ts"], tz=UTC)
-        except (PayloadError, AttributeError, ValueError, OverflowError, OSError):
+            ts = data.get("ts")
+            if isinstance(ts, int | float) and not isinstance(ts, bool):
+                signed_at = unix_instant(ts)
+        except (PayloadError, AttributeError):
             pass
         return WebhookVerification(provider=self.code, event_id=event_id, signed_at=signed_at)
 

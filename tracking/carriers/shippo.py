@@ -36,6 +36,8 @@ from .base import (
 )
 
 TOLERANCE = timedelta(seconds=300)
+#: Unix seconds fit in 11 digits until the year 5138; longer ``t`` values are malformed.
+MAX_STAMP_DIGITS = 12
 
 
 def _substatus(node: Mapping[str, Any], what: str) -> object:
@@ -132,16 +134,18 @@ class Adapter(CarrierAdapter):
         sig = header(headers, "Shippo-Auth-Signature")
         if sig:
             parts = dict(p.strip().split("=", 1) for p in sig.split(",") if "=" in p)
-            try:
-                stamp = int(parts.get("t", ""))
-            except ValueError as exc:
-                raise WebhookVerificationError("malformed Shippo-Auth-Signature") from exc
-            signed_at = datetime.fromtimestamp(stamp, tz=UTC)
-            if abs(now - signed_at) > TOLERANCE:
-                raise WebhookVerificationError("Shippo signature timestamp outside the tolerance")
+            stamp = parts.get("t", "").strip()
+            # Untrusted text: plain ASCII digits of a sane length, compared as
+            # integers; nothing is turned into a datetime before it is signed
+            # and within the tolerance (a huge ``t`` must not overflow).
+            if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= MAX_STAMP_DIGITS):
+                raise WebhookVerificationError("malformed Shippo-Auth-Signature")
             expected = hmac.new(secret.encode(), f"{stamp}.".encode() + body, "sha256").hexdigest()
             if not hmac.compare_digest(expected.encode(), parts.get("v1", "").lower().encode()):
                 raise WebhookVerificationError("Shippo signature mismatch")
+            if abs(int(now.timestamp()) - int(stamp)) > TOLERANCE.total_seconds():
+                raise WebhookVerificationError("Shippo signature timestamp outside the tolerance")
+            signed_at = datetime.fromtimestamp(int(stamp), tz=UTC)
             return WebhookVerification(provider=self.code, signed_at=signed_at)
         token = (query or {}).get("token") or header(headers, "X-Shippo-Token")
         if token and hmac.compare_digest(token.encode(), secret.encode()):
