@@ -35,6 +35,11 @@ REFUND_EVENTS = frozenset(
 )
 
 
+def _object(value: object) -> dict:
+    """A JSON object of a signed event, else empty (the event then names no refund of ours)."""
+    return value if isinstance(value, dict) else {}
+
+
 @csrf_exempt
 @require_POST
 def stripe_webhook(request: HttpRequest, tenant_slug: str) -> JsonResponse:
@@ -63,12 +68,16 @@ def stripe_webhook(request: HttpRequest, tenant_slug: str) -> JsonResponse:
         return JsonResponse({"detail": str(exc), "code": "bad_signature"}, status=400)
     try:
         event = json.loads(request.body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return JsonResponse({"detail": "not JSON", "code": "bad_payload"}, status=400)
+    if not isinstance(event, dict):
+        return JsonResponse({"detail": "not a Stripe event", "code": "bad_payload"}, status=400)
     if event.get("type") not in REFUND_EVENTS:
         return JsonResponse({"status": "ignored"})
-    obj = (event.get("data") or {}).get("object") or {}
-    key = (obj.get("metadata") or {}).get("idempotency_key", "")
+    obj = _object(_object(event.get("data")).get("object"))
+    key = _object(obj.get("metadata")).get("idempotency_key", "")
+    if not isinstance(key, str):
+        key = ""
     try:
         refund_uuid = (
             uuid_lib.UUID(key.removeprefix("refund:")) if key.startswith("refund:") else None

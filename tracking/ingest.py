@@ -29,7 +29,7 @@ from django.db.models import F
 from returns_portal.tenancy.models import Tenant
 from rma import services as rma_services
 from rma.models import Milestone, Shipment, ShipmentDirection
-from tracking.carriers.base import PayloadError, TrackingResult
+from tracking.carriers.base import CarrierAdapter, PayloadError, TrackingResult
 from tracking.carriers.registry import get_adapter
 from tracking.matching import Candidate, Unit, assign
 from tracking.models import (
@@ -174,8 +174,40 @@ def raw_payload_store(
         )
 
 
+def payload_parse(
+    *,
+    adapter: CarrierAdapter,
+    body: bytes,
+    now: datetime,
+    tracking_number: str | None = None,
+    payload_id: int | None = None,
+) -> list[TrackingResult]:
+    """`adapter.parse`, with every failure reported as `PayloadError`.
+
+    Adapters raise `PayloadError` for a body they do not understand. Parsing is
+    pure (no I/O, no database), so any other exception is an adapter bug that
+    the same bytes hit every time: retrying cannot help. It becomes
+    `PayloadError("could not parse: <type>: <message>")` and one warning line
+    (no traceback: the stored payload reproduces it, and `replay_webhooks`
+    takes it again once the adapter is fixed). Every caller (webhooks, ingest,
+    polling, the commands, the API) answers it as a 400 / exit 2 / `rejected`.
+    """
+    try:
+        return adapter.parse(bytes(body), tracking_number=tracking_number, now=now)
+    except PayloadError:
+        raise
+    except Exception as exc:
+        reason = f"could not parse: {type(exc).__name__}: {exc}"
+        log.warning(
+            "%s adapter failed on payload %s: %s", adapter.code, payload_id or "(unstored)", reason
+        )
+        raise PayloadError(reason[:500]) from exc
+
+
 def raw_payload_reject(*, payload: RawPayload, code: str, error: str, now: datetime) -> None:
-    """Mark a payload rejected with a reason (kept for `replay_webhooks`)."""
+    """Mark a payload rejected with a reason (kept for `replay_webhooks`). The
+    reason may quote the payload: NULs are dropped (PostgreSQL text refuses them)."""
+    error = error.replace("\x00", "")
     RawPayload.objects.filter(pk=payload.pk).update(
         state=PayloadState.REJECTED, error_code=code[:20], error=error[:500], processed_at=now
     )
@@ -204,8 +236,9 @@ def tracking_events_ingest(
       row, e.g. a webhook delivery being processed or replayed.
     - Without `delivery`, the raw bytes are stored first and committed.
     - Raises `IngestError(code="unknown_provider")` for an unknown provider and
-      `IngestError(code="payload")` when the adapter cannot parse the body
-      (the payload row is then `rejected` with the reason).
+      `IngestError(code="payload")` when the adapter cannot parse the body, an
+      adapter bug included (`payload_parse`): the payload row is then
+      `rejected` with the reason, never left owed.
     - Idempotent: ingesting the same payload again stores nothing new
       (`duplicates` counts the repeats) and reaches no milestone twice.
     """
@@ -225,7 +258,13 @@ def tracking_events_ingest(
     )
     number_hint = tracking_number or (payload.tracking_number or None)
     try:
-        results = adapter.parse(bytes(body), tracking_number=number_hint, now=now)
+        results = payload_parse(
+            adapter=adapter,
+            body=body,
+            tracking_number=number_hint,
+            now=now,
+            payload_id=payload.pk,
+        )
     except PayloadError as exc:
         raw_payload_reject(payload=payload, code="payload", error=str(exc), now=now)
         raise IngestError(str(exc), code="payload", payload=payload) from exc
@@ -638,6 +677,7 @@ __all__ = [
     "IngestResult",
     "ShipmentOutcome",
     "canonical_number",
+    "payload_parse",
     "raw_payload_store",
     "shipment_tracking_recompute",
     "storage_key",

@@ -338,7 +338,9 @@ def derive_milestones(events: Sequence[NormalizedEvent]) -> Milestones:
     """Carrier-derived parcel milestones (DESIGN section 5) with precision.
 
     Order- and duplicate-independent. Date-only events are placed per
-    :func:`placed_instants` and reported with precision ``date``.
+    :func:`placed_instants` and reported with precision ``date``; an event
+    that cannot be placed at all (its time rejected or missing, no timed event
+    of a lower stage) reaches no milestone.
     """
     bearing = [ev for ev in events if ev.status not in NON_BEARING]
     if not bearing:
@@ -353,6 +355,11 @@ def derive_milestones(events: Sequence[NormalizedEvent]) -> Milestones:
             if ev.status not in statuses:
                 continue
             at = placed[id(ev)]
+            if at == _MIN:
+                # No instant at all (a rejected or missing time and no earlier
+                # stage to follow): the event still counts for the status, but
+                # a milestone is never dated 0001-01-01.
+                continue
             if at_or_after is not None and at < at_or_after:
                 continue
             precision = ev.raw.time_precision if _is_timed(ev) else "date"

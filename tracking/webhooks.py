@@ -5,8 +5,8 @@ process from the outbox (DESIGN.md sections 8 and 10; carriers/NOTES.md 3).
 
 1. Every delivery is stored (`RawPayload`, source `webhook`: the raw bytes,
    a header subset, the decision) in one transaction committed before the
-   answer: accepted, rejected, or hitting a bug in a verifier or parser
-   (then `internal`, answered 503 so the provider retries). Nothing is
+   answer: accepted, rejected, or hitting a bug in a verifier (then
+   `internal`, answered 503 so the provider retries). Nothing is
    acknowledged unstored and no delivery is dropped.
 2. The tenant's webhook secret for the provider (`CarrierAccount`) is
    required; the adapter verifies the signature on the raw bytes in constant
@@ -24,7 +24,10 @@ process from the outbox (DESIGN.md sections 8 and 10; carriers/NOTES.md 3).
    Both answer 200 `{"status": "duplicate"}` (a provider retry must stop) and
    are stored `rejected` (`duplicate`, `duplicate_of`), not processed.
 5. The body must parse with the adapter: else 400 with the reason, stored
-   `rejected` (`payload`) for `replay_webhooks` once the parser is fixed.
+   `rejected` (`payload`) for `replay_webhooks` once the parser is fixed. A
+   parser bug (any exception besides `PayloadError`) is the same 400, logged
+   as one warning (`tracking.ingest.payload_parse`): the bytes will never
+   parse, so a provider retry cannot help.
 6. Verified and parsable: 200 `{"status": "accepted", "delivery": id}`;
    `tracking.payload_process` is enqueued on commit and the outbox sweeper
    re-enqueues deliveries still `received` after 2 minutes.
@@ -40,6 +43,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 
 from returns_portal.tenancy.models import Tenant
 from rma.services import enqueue_on_commit
@@ -49,6 +53,7 @@ from tracking.ingest import (
     IngestError,
     IngestResult,
     headers_subset,
+    payload_parse,
     tracking_events_ingest,
 )
 from tracking.models import PayloadSource, PayloadState, RawPayload
@@ -115,8 +120,9 @@ def webhook_receive(
     One transaction, one commit, one row per delivery: the row holding the raw
     bytes also records the decision, and nothing is answered before it is
     committed. So every delivery that gets an answer is stored, whether it was
-    accepted, rejected or hit a bug in a verifier or parser (stored with
-    `error_code="internal"` and answered 503 so the provider retries). The
+    accepted, rejected (a parser bug included: `payload`, 400) or hit a bug in
+    a verifier (stored with `error_code="internal"` and answered 503 so the
+    provider retries). The
     processing task is enqueued on commit.
     """
     adapter = get_adapter(provider)
@@ -138,6 +144,7 @@ def webhook_receive(
         delivery.save(force_insert=True)
 
     def reject(code: str, reason: str, status: int, **fields: object) -> WebhookAnswer:
+        reason = reason.replace("\x00", "")  # may quote the body; PostgreSQL refuses NUL
         store(
             state=PayloadState.REJECTED,
             error_code=code,
@@ -186,12 +193,11 @@ def webhook_receive(
                 )
         parse_error = None
         try:
-            adapter.parse(body, now=now)
+            # An adapter bug is a PayloadError too (one warning line, no
+            # traceback): answered 400 and kept `rejected` for replay.
+            payload_parse(adapter=adapter, body=body, now=now)
         except PayloadError as exc:
             parse_error = str(exc)
-        except Exception as exc:  # an adapter bug must not answer 500; keep it for replay
-            log.exception("%s adapter crashed parsing a delivery for %s", provider, tenant.slug)
-            parse_error = f"could not parse: {type(exc).__name__}"
     except Exception as exc:
         log.exception("verifying a %s delivery for %s failed", provider, tenant.slug)
         store(
@@ -303,28 +309,63 @@ def _process(payload: RawPayload, *, now: datetime) -> IngestResult | None:
         return None
 
 
+#: `IngestError.code`s of a replay that still cannot be parsed or verified
+#: (the input's fault); anything else failed for an internal reason (`internal`).
+UNPARSEABLE_CODES = frozenset({"payload", "unverified", "unknown_provider"})
+
+
 def raw_payload_replay(*, payload: RawPayload, now: datetime) -> IngestResult:
     """Process a stored payload again (`replay_webhooks`), whatever its state,
     provided its signature was verified when it arrived. Idempotent (events
-    are stored once). Raises `IngestError` when it still cannot be parsed or
-    was never verified."""
+    are stored once).
+
+    One transaction per payload: either the ingest commits (the row ends
+    `processed`), or everything it wrote rolls back and the row is then left
+    `rejected` (`payload`: it still cannot be parsed, with the reason) or
+    `failed` (`internal`: anything else, with the exception), `attempts`
+    counted. Never `received`, which the outbox sweeper would retry. Raises
+    `IngestError` in every failing case: `code` `unverified`, `payload`,
+    `unknown_provider` or `internal` (`exc.payload` is the row, its state set).
+    """
     if payload.verified_at is None:
         raise IngestError(
             f"payload {payload.pk} was never verified ({payload.error_code or 'unsigned'})",
             code="unverified",
             payload=payload,
         )
+    try:
+        with transaction.atomic():
+            RawPayload.objects.filter(pk=payload.pk).update(
+                state=PayloadState.RECEIVED, attempts=F("attempts") + 1
+            )
+            return tracking_events_ingest(
+                tenant=payload.tenant,
+                provider=payload.provider,
+                body=bytes(payload.body),
+                source=payload.source,
+                now=now,
+                delivery=payload,
+            )
+    except IngestError as exc:
+        _replay_failed(payload, PayloadState.REJECTED, exc.code, str(exc), now)
+        exc.payload = payload
+        raise
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        log.warning("replaying payload %s failed: %s", payload.pk, reason)
+        _replay_failed(payload, PayloadState.FAILED, "internal", reason, now)
+        raise IngestError(reason, code="internal", payload=payload) from exc
+
+
+def _replay_failed(payload: RawPayload, state: str, code: str, error: str, now: datetime) -> None:
+    """Record a failed replay after its transaction rolled back (which undid
+    any state the ingest wrote on the way)."""
+    fields: dict[str, object] = {"processed_at": now} if state == PayloadState.REJECTED else {}
+    error = error.replace("\x00", "")
     RawPayload.objects.filter(pk=payload.pk).update(
-        state=PayloadState.RECEIVED, attempts=payload.attempts + 1
+        state=state, error_code=code[:20], error=error[:500], attempts=F("attempts") + 1, **fields
     )
-    return tracking_events_ingest(
-        tenant=payload.tenant,
-        provider=payload.provider,
-        body=bytes(payload.body),
-        source=payload.source,
-        now=now,
-        delivery=payload,
-    )
+    payload.refresh_from_db(fields=["state", "error_code", "error", "attempts", "processed_at"])
 
 
 def body_digest(body: bytes) -> str:

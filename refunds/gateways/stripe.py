@@ -157,12 +157,22 @@ def verify_signature(
             timestamp = value
         elif key == "v1":
             signatures.append(value)
-    if timestamp is None or not timestamp.isdigit() or not signatures:
+    # Untrusted header text: ASCII digits of a sane length only (`"²".isdigit()`
+    # is true but int() refuses it), signatures compared as bytes (comparing
+    # str with non-ASCII characters raises TypeError), the timestamp compared
+    # as an integer and never turned into a datetime.
+    if (
+        timestamp is None
+        or not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12)
+        or not signatures
+    ):
         raise SignatureError("malformed Stripe-Signature header")
     expected = hmac.new(
         secret.encode(), timestamp.encode() + b"." + payload, hashlib.sha256
     ).hexdigest()
-    if not any(hmac.compare_digest(expected, sig) for sig in signatures):
+    if not any(
+        hmac.compare_digest(expected.encode(), sig.encode("utf-8", "replace")) for sig in signatures
+    ):
         raise SignatureError("signature does not match the payload")
     if abs(now - int(timestamp)) > tolerance:
         raise SignatureError("timestamp outside the tolerance window")

@@ -4,6 +4,8 @@ None of this talks to the live services."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 from datetime import timedelta
@@ -361,6 +363,27 @@ def test_verify_signature_valid_tampered_stale():
     verify_signature(payload=payload, header=rolled, secret="whsec_test", now=now)
 
 
+@pytest.mark.parametrize(
+    "header",
+    [
+        "t=1800000000,v1=\u00e9",  # non-ASCII signature: compare_digest on str would raise
+        "t=99999999999999999999,v1=00",
+        "t=" + "9" * 5000 + ",v1=00",
+        "t=\u0661\u0668\u0660\u0660,v1=00",  # Arabic-Indic digits: isdigit() but not int-able
+    ],
+)
+def test_verify_signature_untrusted_header_is_a_signature_error(header):
+    with pytest.raises(SignatureError):
+        verify_signature(payload=b"{}", header=header, secret="whsec_test", now=1_800_000_000)
+
+
+def test_verify_signature_signed_non_ascii_timestamp_is_malformed():
+    stamp = "\u0661\u0668\u0660\u0660"
+    digest = hmac.new(b"whsec_test", stamp.encode() + b".{}", hashlib.sha256).hexdigest()
+    with pytest.raises(SignatureError, match="malformed"):
+        verify_signature(payload=b"{}", header=f"t={stamp},v1={digest}", secret="whsec_test", now=0)
+
+
 @pytest.fixture
 def stripe_issuing(tenant, worker, transport):
     services.gateway_account_set(
@@ -465,6 +488,22 @@ def test_webhook_other_tenant_path_or_host_is_404(client, stripe_issuing, other_
     assert (
         post_event(client, stripe_issuing, ev, host="localhost").status_code == 200
     )  # base domain, path tenant
+
+
+@pytest.mark.django_db
+def test_webhook_signed_body_of_the_wrong_shape_is_400_or_ignored(client, stripe_issuing):
+    """Signed, so it passed verification, but not a Stripe event: never a 500."""
+    assert post_event(client, stripe_issuing, []).status_code == 400
+    assert post_event(client, stripe_issuing, []).json()["code"] == "bad_payload"
+    for data in (
+        "x",
+        {"object": "x"},
+        {"object": {"metadata": "x"}},
+        {"object": {"metadata": {"idempotency_key": 7}}},
+    ):
+        event = {"id": "evt_9", "type": "refund.updated", "data": data}
+        assert post_event(client, stripe_issuing, event).json() == {"status": "ignored"}
+    assert refund_of(stripe_issuing).state == "issuing"
 
 
 @pytest.mark.django_db

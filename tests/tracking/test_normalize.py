@@ -144,6 +144,23 @@ def test_normalize_date_only_event_placed_after_lower_stage() -> None:
     )  # local start of day, Chicago
 
 
+def test_normalize_event_without_any_instant_reaches_no_milestone() -> None:
+    """A delivery whose time was rejected (flagged) and no timed lower stage:
+    the shipment is delivered, but no milestone is dated 0001-01-01."""
+    raw = replace(_raw("DL", None, day=date(9999, 12, 31)), time_flag="far_future")
+    delivered = normalize_event(raw, carrier="fedex")
+    assert delivered.status == "delivered"
+    assert shipment_status([delivered]).status == "delivered"
+    assert derive_milestones([delivered]) == derive_milestones([])
+    pickup = normalize_event(_raw("PU", "2024-08-15T15:36:00Z"), carrier="fedex")
+    m = derive_milestones([delivered, pickup])
+    assert m.delivered is not None
+    assert (m.delivered.instant, m.delivered.precision) == (
+        datetime(2024, 8, 15, 15, 36, tzinfo=UTC),
+        "date",
+    )
+
+
 def test_normalize_summary_with_timestamp_becomes_event() -> None:
     body = (FIXTURES / "gls" / "track_parcelshop_synthetic.json").read_bytes()
     result = get_adapter("gls").parse(body, now=NOW)[0]

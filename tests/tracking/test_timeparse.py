@@ -140,6 +140,57 @@ def test_timeparse_sentinel_before_1990_is_flagged() -> None:
     assert info.occurred_at is None and info.flag == "before_1990"
 
 
+def test_timeparse_unrepresentable_instants_are_flagged_not_raised() -> None:
+    """Valid wall times whose UTC instant lies outside datetime's range."""
+    early = time_of("0001-01-01T00:00:00+14:00", now=NOW)
+    late = time_of("9999-12-31T23:59:59-14:00", now=NOW)
+    assert (early.occurred_at, early.flag, early.local_date) == (
+        None,
+        "before_1990",
+        date(1, 1, 1),
+    )
+    assert (late.occurred_at, late.flag, late.local_date) == (
+        None,
+        "far_future",
+        date(9999, 12, 31),
+    )
+    zoned = time_of("9999-12-31 23:30", now=NOW, home_zone="America/Los_Angeles")
+    assert (zoned.occurred_at, zoned.flag) == (None, "far_future")
+
+
+def test_timeparse_date_only_outside_the_window_is_flagged() -> None:
+    """A date-only sentinel (midnight pads to a date) is rejected like a timed one."""
+    sentinel = time_of("1900-01-01T00:00:00", now=NOW, home_zone="Asia/Shanghai")
+    assert (sentinel.occurred_at, sentinel.precision, sentinel.flag) == (
+        None,
+        "date",
+        "before_1990",
+    )
+    assert time_of("0001-01-01", now=NOW).flag == "before_1990"
+    assert time_of("9999-12-31", now=NOW).flag == "far_future"
+    assert time_of("2026-06-03", now=NOW).flag is None  # within the 2 days' slack
+    assert time_of("2026-06-04", now=NOW).flag == "far_future"
+    assert time_of("1990-01-01", now=NOW).flag is None
+
+
+def test_timeparse_aware_values_out_of_range_are_none() -> None:
+    assert tp.parse_aware("0001-01-01T00:00:00+14:00") is None
+    assert tp.parse_aware("9999-12-31T23:59:59-14:00") is None
+    assert tp.parse_aware("1900-01-01T00:00:00Z") == datetime(1900, 1, 1, tzinfo=UTC)
+    assert tp.parse_aware("1900-01-01T00:00:00Z", now=NOW) is None  # rejected time: untimed
+    assert tp.parse_aware("2026-06-04T00:00:00Z", now=NOW) is None
+    assert tp.parse_aware("2026-05-31T10:00:00+02:00", now=NOW) == _utc("2026-05-31T08:00:00Z")
+    assert tp.parse_utc_naive("0001-01-01T00:00:00+14:00") is None
+    assert tp.parse_date(20240815) is None and tp.parse_date(["2024-08-15"]) is None
+
+
+def test_timeparse_local_start_of_day_before_the_first_instant() -> None:
+    assert tp.local_start_of_day(date(1, 1, 1), None) == datetime.min.replace(tzinfo=UTC)
+    assert tp.local_start_of_day(date(9999, 12, 31), "America/Chicago") == _utc(
+        "9999-12-31T06:00:00Z"
+    )
+
+
 def test_timeparse_far_future_is_flagged() -> None:
     info = time_of("2026-06-03T01:00:00Z", now=NOW)
     assert info.occurred_at is None and info.flag == "far_future"

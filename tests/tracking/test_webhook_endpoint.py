@@ -395,3 +395,54 @@ def test_webhook_verifier_bug_keeps_the_delivery_and_answers_503(
     assert response.status_code == 503
     delivery = RawPayload.objects.get()
     assert (delivery.error_code, bytes(delivery.body)) == ("internal", body)
+
+
+@time_machine.travel(NOW, tick=False)
+def test_webhook_shippo_huge_signature_timestamp_is_401_not_503(client, tenant, accounts, caplog):
+    response = post(
+        client,
+        "/webhooks/shippo/acme/",
+        b"{}",
+        HTTP_SHIPPO_AUTH_SIGNATURE="t=99999999999999999999,v1=00",
+    )
+    assert response.status_code == 401
+    assert response.json() == {"status": "rejected", "reason": "malformed Shippo-Auth-Signature"}
+    delivery = RawPayload.objects.get()
+    assert (delivery.state, delivery.error_code, delivery.verified_at) == (
+        "rejected",
+        "signature",
+        None,
+    )
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
+@time_machine.travel(NOW, tick=False)
+@pytest.mark.parametrize("ts", ["1e300", "-1e300", "99999999999999999999"])
+def test_webhook_aftership_signed_ts_out_of_range_is_stale(client, tenant, accounts, ts):
+    body = (
+        f'{{"event": "tracking_update", "event_id": "e-far", "ts": {ts}, '
+        '"msg": {"tracking_number": "1Z1", "checkpoints": []}}'
+    ).encode()
+    response = post(
+        client, "/webhooks/aftership/acme/", body, HTTP_AFTERSHIP_HMAC_SHA256=aftership_sign(body)
+    )
+    assert response.status_code == 400
+    assert "outside the window" in response.json()["reason"]
+    assert RawPayload.objects.get().error_code == "stale"
+
+
+@time_machine.travel(NOW, tick=False)
+@pytest.mark.parametrize("created_at", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"])
+def test_webhook_easypost_created_at_out_of_range_is_stale(client, tenant, accounts, created_at):
+    body = easypost_tracker(
+        "1Z999AA10123456784",
+        [("in_transit", None, "2026-11-19T10:00:00Z")],
+        event_id="evt_far",
+        created_at=created_at,
+    )
+    response = post(
+        client, "/webhooks/easypost/acme/", body, HTTP_X_HMAC_SIGNATURE=easypost_sign(body)
+    )
+    assert response.status_code == 400
+    assert response.json()["reason"].startswith(f"delivery signed at {created_at[:10]}")
+    assert RawPayload.objects.get().error_code == "stale"

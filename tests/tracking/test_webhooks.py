@@ -172,3 +172,63 @@ def test_webhooks_karrio_signature() -> None:
 def test_webhooks_carrier_without_webhooks_refuses() -> None:
     with pytest.raises(WebhookVerificationError):
         get_adapter("ups").verify_webhook(headers={}, body=b"{}", secret="x", now=NOW)
+
+
+def _shippo(stamp: str, sig: str, body: bytes = b"{}"):
+    return get_adapter("shippo").verify_webhook(
+        headers={"Shippo-Auth-Signature": f"t={stamp},v1={sig}"},
+        body=body,
+        secret="sh-secret",
+        now=NOW,
+    )
+
+
+def _shippo_sig(stamp: str, body: bytes = b"{}") -> str:
+    return hmac.new(b"sh-secret", f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    ["99999999999999999999", "9" * 5000, "-1", "1e9", "١٧٨٠٠٠٠٠٠٠", "", "17800000000000"],
+)
+def test_webhooks_shippo_untrusted_timestamp_never_overflows(stamp: str) -> None:
+    """The header's `t` is untrusted: a huge, signed, non-ASCII or empty value
+    is a verification error (401), never an OverflowError (503)."""
+    with pytest.raises(WebhookVerificationError, match="malformed"):
+        _shippo(stamp, "00")
+    with pytest.raises(WebhookVerificationError, match="malformed"):
+        _shippo(stamp, _shippo_sig(stamp))  # even correctly signed
+
+
+def test_webhooks_shippo_signed_far_timestamp_is_outside_the_tolerance() -> None:
+    far = "999999999999"  # year 33658: representable digits, compared as an integer
+    with pytest.raises(WebhookVerificationError, match="signature mismatch"):
+        _shippo(far, "00")
+    with pytest.raises(WebhookVerificationError, match="outside the tolerance"):
+        _shippo(far, _shippo_sig(far))
+    stamp = str(int(NOW.timestamp()) - 299)
+    assert _shippo(stamp, _shippo_sig(stamp)).signed_at == datetime.fromtimestamp(
+        int(stamp), tz=UTC
+    )
+
+
+@pytest.mark.parametrize(
+    ("ts", "signed_at"),
+    [
+        ("1e300", datetime.max.replace(tzinfo=UTC)),
+        ("-1e300", datetime.min.replace(tzinfo=UTC)),
+        ("99999999999999999999", datetime.max.replace(tzinfo=UTC)),
+        ("NaN", None),
+        ("true", None),
+        ('"1780000000"', None),
+    ],
+)
+def test_webhooks_aftership_signed_ts_out_of_range_is_clamped(ts: str, signed_at) -> None:
+    """A signed `ts` beyond datetime's range is clamped (the receiver then calls
+    it stale); one that is no number gives no signed time."""
+    body = f'{{"event": "tracking_update", "event_id": "e-9", "ts": {ts}, "msg": {{}}}}'.encode()
+    sig = base64.b64encode(hmac.new(b"as-secret", body, hashlib.sha256).digest()).decode()
+    result = get_adapter("aftership").verify_webhook(
+        headers={"aftership-hmac-sha256": sig}, body=body, secret="as-secret", now=NOW
+    )
+    assert (result.event_id, result.signed_at) == ("e-9", signed_at)

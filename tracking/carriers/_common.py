@@ -74,11 +74,67 @@ def iter_local(el: Element, name: str) -> Iterable[Element]:
             yield node
 
 
-def clean(value: object) -> str:
-    """Collapse whitespace (carriers wrap descriptions over lines); '' for None."""
+def kind(value: object) -> str:
+    """How a JSON value is named in a PayloadError message."""
     if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _empty(value: object) -> bool:
+    """None, ``""``, ``[]`` and ``{}`` all mean "nothing here" (some feeds, e.g.
+    PHP's ``json_encode``, write an empty object as ``[]``)."""
+    return value is None or (isinstance(value, str | list | dict) and not value)
+
+
+def as_object(value: JSON, what: str) -> dict[str, Any]:
+    """``value`` where the payload must hold an object: ``{}`` when empty (see
+    :func:`_empty`); PayloadError naming ``what`` for any other type."""
+    if isinstance(value, dict):
+        return value
+    if _empty(value):
+        return {}
+    raise PayloadError(f"{what} is {kind(value)}, not an object")
+
+
+def as_objects(value: JSON, what: str) -> list[dict[str, Any]]:
+    """``value`` where the payload must hold a list of objects: ``[]`` when
+    empty; PayloadError naming ``what`` (and the item's index) otherwise."""
+    if _empty(value):
+        return []
+    if not isinstance(value, list):
+        raise PayloadError(f"{what} is {kind(value)}, not a list")
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise PayloadError(f"{what}[{i}] is {kind(item)}, not an object")
+    return value
+
+
+def clean(value: object) -> str:
+    """Collapse whitespace (carriers wrap descriptions over lines); '' for None
+    or an empty container. A number becomes its text; a non-empty list or
+    object where text is expected is a PayloadError. NUL characters (valid in
+    JSON as ``\\u0000``, refused by PostgreSQL text columns) are dropped."""
+    if _empty(value):
         return ""
-    return " ".join(str(value).split())
+    if isinstance(value, list | dict):
+        raise PayloadError(f"expected a text value, got {kind(value)}: {_excerpt(value)}")
+    return " ".join(str(value).replace("\x00", "").split())
+
+
+def _excerpt(value: object) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def opt(value: object) -> str | None:
@@ -140,7 +196,7 @@ def event(
 ) -> RawEvent:
     """Assemble a RawEvent (sequence/index are set by :func:`sequence`)."""
     return RawEvent(
-        carrier_code=None if code is None else (str(code).strip() or None),
+        carrier_code=None if _empty(code) else (clean_code(code) or None),
         description=clean(description),
         occurred_at_local=local_text,
         occurred_at=info.occurred_at,
@@ -155,6 +211,16 @@ def event(
         physical_code=opt(physical_code),
         time_flag=info.flag,
     )
+
+
+def clean_code(value: object) -> str:
+    """A raw event code: stripped, inner spacing kept, NULs dropped (see
+    :func:`clean`); containers are a PayloadError."""
+    if _empty(value):
+        return ""
+    if isinstance(value, list | dict):
+        raise PayloadError(f"expected an event code, got {kind(value)}: {_excerpt(value)}")
+    return str(value).replace("\x00", "").strip()
 
 
 def sequence(events: Sequence[RawEvent], *, newest_first: bool) -> tuple[RawEvent, ...]:

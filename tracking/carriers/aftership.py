@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import hmac
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from . import _common as c
@@ -31,6 +31,7 @@ from .base import (
     WebhookVerification,
     WebhookVerificationError,
     header,
+    unix_instant,
 )
 
 
@@ -55,7 +56,7 @@ class Adapter(CarrierAdapter):
             if isinstance(inner, dict) and isinstance(inner.get("tracking"), dict):
                 trackings = [inner["tracking"]]
             elif isinstance(inner, dict) and isinstance(inner.get("trackings"), list):
-                trackings = inner["trackings"]
+                trackings = c.as_objects(inner["trackings"], "AfterShip: data.trackings")
             elif isinstance(inner, dict) and "checkpoints" in inner:
                 trackings = [inner]
             else:
@@ -67,7 +68,7 @@ class Adapter(CarrierAdapter):
     ) -> TrackingResult:
         carrier = physical_carrier(t.get("slug"))
         events = []
-        for cp in t.get("checkpoints") or []:
+        for cp in c.as_objects(t.get("checkpoints"), "AfterShip: checkpoints"):
             loc = c.location(
                 city=cp.get("city"),
                 region=cp.get("state"),
@@ -137,9 +138,10 @@ class Adapter(CarrierAdapter):
         try:
             data = c.load_json(body)
             event_id = c.opt(data.get("event_id"))
-            if isinstance(data.get("ts"), (int, float)):
-                signed_at = datetime.fromtimestamp(data["ts"], tz=UTC)
-        except (PayloadError, AttributeError, ValueError, OverflowError, OSError):
+            ts = data.get("ts")
+            if isinstance(ts, int | float) and not isinstance(ts, bool):
+                signed_at = unix_instant(ts)
+        except (PayloadError, AttributeError):
             pass
         return WebhookVerification(provider=self.code, event_id=event_id, signed_at=signed_at)
 

@@ -33,10 +33,11 @@ class Adapter(CarrierAdapter):
         if not isinstance(data, dict) or "tracking_results" not in data:
             raise PayloadError("Australia Post: no tracking_results")
         results = []
-        for tr in data["tracking_results"] or []:
+        for tr in c.as_objects(data["tracking_results"], "Australia Post: tracking_results"):
             tid = c.opt(tr.get("tracking_id")) or tracking_number
             if tr.get("errors") and not tr.get("trackable_items"):
-                err = tr["errors"][0]
+                errors = c.as_objects(tr["errors"], "Australia Post: errors")
+                err = errors[0] if errors else {}
                 results.append(
                     TrackingResult(
                         provider=self.code,
@@ -48,12 +49,12 @@ class Adapter(CarrierAdapter):
                 )
                 continue
             items: list[Mapping[str, Any]] = []
-            for ti in tr.get("trackable_items") or []:
-                items.extend(ti.get("items") or [ti])
+            for ti in c.as_objects(tr.get("trackable_items"), "Australia Post: trackable_items"):
+                items.extend(c.as_objects(ti.get("items"), "Australia Post: items") or [ti])
             for item in items:
                 number = c.opt(item.get("article_id")) or tid
                 events = []
-                for ev in item.get("events") or []:
+                for ev in c.as_objects(item.get("events"), "Australia Post: events"):
                     raw_loc = c.opt(ev.get("location"))
                     loc = (
                         c.location(raw=raw_loc)

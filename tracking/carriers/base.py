@@ -16,7 +16,7 @@ import hmac
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import ClassVar, Literal
 
 TimePrecision = Literal["second", "minute", "date"]
@@ -255,6 +255,26 @@ class Label:
     currency: str | None = None
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FIRST = datetime.min.replace(tzinfo=UTC)
+_LAST = datetime.max.replace(tzinfo=UTC)
+
+
+def unix_instant(seconds: float) -> datetime | None:
+    """Aware UTC datetime for Unix ``seconds`` from a signed body or header.
+
+    Never raises: a value beyond datetime's range is clamped to its first or
+    last instant (so a replay-window check calls it stale, not a crash); NaN
+    is None. Pure arithmetic, no platform ``fromtimestamp`` limits."""
+    if seconds != seconds:  # NaN
+        return None
+    if seconds <= (_FIRST - _EPOCH).total_seconds():
+        return _FIRST
+    if seconds >= (_LAST - _EPOCH).total_seconds():
+        return _LAST
+    return _EPOCH + timedelta(seconds=seconds)
+
+
 def constant_time_equals(a: str | bytes, b: str | bytes) -> bool:
     """Compare two secrets in constant time (``hmac.compare_digest``)."""
     if isinstance(a, str):
@@ -342,6 +362,10 @@ class CarrierAdapter:
                 docs = json.loads(body)["batch"]
             except (ValueError, KeyError, TypeError) as exc:
                 raise PayloadError(f"bad batch envelope: {exc}") from exc
+            except RecursionError:
+                raise PayloadError("bad batch envelope: nested too deeply") from None
+            if not isinstance(docs, list):
+                raise PayloadError("bad batch envelope: batch is not a list")
             results: list[TrackingResult] = []
             for doc in docs:
                 raw = doc.encode("utf-8") if isinstance(doc, str) else json.dumps(doc).encode()

@@ -123,11 +123,12 @@ class Adapter(CarrierAdapter):
         self, data: Mapping[str, Any], tracking_number: str | None, now: datetime
     ) -> list[TrackingResult]:
         results = []
-        for sh in data.get("shipments") or []:
+        for sh in c.as_objects(data.get("shipments"), "DHL Express: shipments"):
             number = c.opt(sh.get("shipmentTrackingNumber")) or tracking_number
             events = []
-            for ev in sh.get("events") or []:
-                area = c.get(ev, "serviceArea", 0, default={}) or {}
+            for ev in c.as_objects(sh.get("events"), "DHL Express: events"):
+                areas = c.as_objects(ev.get("serviceArea"), "DHL Express: events[].serviceArea")
+                area = areas[0] if areas else {}
                 loc = _area_location(c.opt(area.get("code")), c.opt(area.get("description")))
                 local_text = c.joined(c.opt(ev.get("date")), c.opt(ev.get("time")))
                 offset = timeparse.parse_offset(c.opt(ev.get("GMTOffset")))

@@ -11,17 +11,16 @@ offset is used (tz_source ``gmt_field``); otherwise the location's zone.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
 from . import _common as c
 from . import timeparse
 from .base import CarrierAdapter, Credentials, Location, PayloadError, SummaryStatus, TrackingResult
 
 
-def _addr_location(node: Mapping[str, Any] | None) -> Location | None:
-    addr = c.get(node, "address", default={}) or {}
+def _addr_location(node: object, what: str) -> Location | None:
+    addr = c.as_object(c.as_object(node, what).get("address"), f"{what}.address")
     locality = c.opt(addr.get("addressLocality"))
     city = locality.rsplit(",", 1)[-1].strip() if locality else None
     return c.location(
@@ -56,17 +55,17 @@ class Adapter(CarrierAdapter):
                 ]
             raise PayloadError("DHL Unified: no shipments")
         results = []
-        for sh in data["shipments"] or []:
+        for sh in c.as_objects(data["shipments"], "DHL Unified: shipments"):
             number = c.opt(sh.get("id")) or tracking_number
-            status = sh.get("status") or {}
-            status_at = timeparse.parse_aware(c.opt(status.get("timestamp")))
+            status = c.as_object(sh.get("status"), "DHL Unified: shipments[].status")
+            status_at = timeparse.parse_aware(c.opt(status.get("timestamp")), now=now)
             twins: dict[str, timedelta] = {}
             st_wall = timeparse.parse_iso(c.clean(status.get("timestamp")))
             if st_wall is not None and st_wall.offset is not None:
                 twins[st_wall.naive.isoformat()] = st_wall.offset
             events = []
-            for ev in sh.get("events") or []:
-                loc = _addr_location(ev.get("location"))
+            for ev in c.as_objects(sh.get("events"), "DHL Unified: events"):
+                loc = _addr_location(ev.get("location"), "DHL Unified: events[].location")
                 local_text = c.opt(ev.get("timestamp"))
                 wall = timeparse.parse_iso(local_text or "")
                 offset = (
@@ -94,7 +93,7 @@ class Adapter(CarrierAdapter):
                     description=c.clean(status.get("description") or status.get("status")),
                     occurred_at=status_at,
                     occurred_at_local=c.opt(status.get("timestamp")),
-                    location=_addr_location(status.get("location")),
+                    location=_addr_location(status.get("location"), "DHL Unified: status.location"),
                 )
             results.append(
                 TrackingResult(

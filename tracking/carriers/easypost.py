@@ -67,8 +67,11 @@ class Adapter(CarrierAdapter):
         carrier = physical_carrier(tracker.get("carrier"))
         number = c.opt(tracker.get("tracking_code")) or tracking_number
         events = []
-        for d in tracker.get("tracking_details") or []:
-            tl = d.get("tracking_location") or {}
+        details = c.as_objects(tracker.get("tracking_details"), "EasyPost: tracking_details")
+        for i, d in enumerate(details):
+            tl = c.as_object(
+                d.get("tracking_location"), f"EasyPost: tracking_details[{i}].tracking_location"
+            )
             loc = c.location(
                 city=tl.get("city"),
                 region=tl.get("state"),

@@ -65,16 +65,16 @@ class Adapter(CarrierAdapter):
                 raise PayloadError(f"FedEx error response: {c.clean(c.get(errors, 0, 'message'))}")
             raise PayloadError("FedEx: no output.completeTrackResults")
         results: list[TrackingResult] = []
-        for item in complete:
-            top_number = c.opt(c.get(item, "trackingNumber"))
-            for tr in c.get(item, "trackResults", default=[]) or []:
+        for item in c.as_objects(complete, "FedEx: completeTrackResults"):
+            top_number = c.opt(item.get("trackingNumber"))
+            for tr in c.as_objects(item.get("trackResults"), "FedEx: trackResults"):
                 number = (
                     top_number
                     or c.opt(c.get(tr, "trackingNumberInfo", "trackingNumber"))
                     or tracking_number
                 )
-                scans = c.get(tr, "scanEvents", default=None)
-                error = c.get(tr, "error")
+                scans = c.as_objects(tr.get("scanEvents"), "FedEx: scanEvents")
+                error = c.as_object(tr.get("error"), "FedEx: trackResults[].error")
                 if not scans and error:
                     results.append(
                         TrackingResult(
@@ -88,8 +88,10 @@ class Adapter(CarrierAdapter):
                         )
                     )
                     continue
-                events = [self._event(s, now) for s in scans or []]
-                latest = c.get(tr, "latestStatusDetail", default={}) or {}
+                events = [self._event(s, now) for s in scans]
+                latest = c.as_object(
+                    tr.get("latestStatusDetail"), "FedEx: trackResults[].latestStatusDetail"
+                )
                 summary = (
                     SummaryStatus(
                         code=c.opt(latest.get("code")),
@@ -99,7 +101,7 @@ class Adapter(CarrierAdapter):
                     else None
                 )
                 ship = None
-                for dt in c.get(tr, "dateAndTimes", default=[]) or []:
+                for dt in c.as_objects(tr.get("dateAndTimes"), "FedEx: dateAndTimes"):
                     if dt.get("type") in ("SHIP", "ACTUAL_PICKUP") and ship is None:
                         ship = timeparse.parse_date(dt.get("dateTime"))
                 eta = timeparse.parse_date(
@@ -126,8 +128,7 @@ class Adapter(CarrierAdapter):
         return results
 
     def _event(self, scan: Mapping[str, Any], now: datetime) -> RawEvent:
-        addr = scan.get("scanLocation") or {}
-        assert isinstance(addr, dict)
+        addr = c.as_object(scan.get("scanLocation"), "FedEx: scanEvents[].scanLocation")
         loc = c.location(
             city=addr.get("city"),
             region=addr.get("stateOrProvinceCode"),

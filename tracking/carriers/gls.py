@@ -34,12 +34,12 @@ class Adapter(CarrierAdapter):
         if not isinstance(parcels, list):
             raise PayloadError("GLS: no parcels list")
         results = []
-        for parcel in parcels:
+        for parcel in c.as_objects(parcels, "GLS: parcels"):
             number = (
                 c.opt(parcel.get("unitno")) or c.opt(parcel.get("requested")) or tracking_number
             )
             events = []
-            for ev in parcel.get("events") or []:
+            for ev in c.as_objects(parcel.get("events"), "GLS: parcels[].events"):
                 loc = c.location(
                     city=ev.get("city"), postcode=ev.get("postalCode"), country=ev.get("country")
                 )
@@ -62,7 +62,7 @@ class Adapter(CarrierAdapter):
                 summary = SummaryStatus(
                     code=status,
                     hint=status,
-                    occurred_at=timeparse.parse_aware(c.opt(parcel.get("statusDateTime"))),
+                    occurred_at=timeparse.parse_aware(c.opt(parcel.get("statusDateTime")), now=now),
                     occurred_at_local=c.opt(parcel.get("statusDateTime")),
                 )
             results.append(

@@ -64,7 +64,7 @@ class Adapter(CarrierAdapter):
         if isinstance(data, dict) and isinstance(data.get("data"), dict) and "type" in data:
             trackers = [data["data"]]
         elif isinstance(data, dict) and isinstance(data.get("results"), list):
-            trackers = data["results"]
+            trackers = c.as_objects(data["results"], "karrio: results")
         elif isinstance(data, dict) and "events" in data:
             trackers = [data]
         else:
@@ -76,7 +76,7 @@ class Adapter(CarrierAdapter):
     ) -> TrackingResult:
         carrier = physical_carrier(t.get("carrier_name"))
         events = []
-        for ev in t.get("events") or []:
+        for ev in c.as_objects(t.get("events"), "karrio: events"):
             loc = _split_location(c.opt(ev.get("location")))
             local_text = c.joined(c.opt(ev.get("date")), c.opt(ev.get("time")))
             info = c.time_of(local_text, now=now, location=loc)

@@ -59,7 +59,7 @@ class Adapter(CarrierAdapter):
         number = c.opt(sh.get("idShip")) or tracking_number
         origin = c.opt(c.get(sh, "contextData", "originCountry"))
         events = []
-        for ev in sh.get("event") or []:
+        for ev in c.as_objects(sh.get("event"), "La Poste: shipment.event"):
             local_text = c.opt(ev.get("date"))
             info = c.time_of(local_text, now=now, home_zone=self.home_zone)
             events.append(

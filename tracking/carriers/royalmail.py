@@ -41,16 +41,22 @@ class Adapter(CarrierAdapter):
                         if tracking_number
                         else None,
                         found=False,
-                        message=c.clean(c.get(data, "errors", 0, "errorDescription") or errors),
+                        message=c.clean(
+                            c.get(data, "errors", 0, "errorDescription")
+                            or (errors if isinstance(errors, str) else "Royal Mail error")
+                        ),
                     )
                 ]
             raise PayloadError("Royal Mail: no mailPieces")
         results = []
-        for piece in pieces if isinstance(pieces, list) else [pieces]:
+        pieces = c.as_objects(
+            pieces if isinstance(pieces, list) else [pieces], "Royal Mail: mailPieces"
+        )
+        for piece in pieces:
             number = c.opt(piece.get("mailPieceId")) or tracking_number
-            summary = piece.get("summary") or {}
+            summary = c.as_object(piece.get("summary"), "Royal Mail: mailPieces.summary")
             events = []
-            for ev in piece.get("events") or []:
+            for ev in c.as_objects(piece.get("events"), "Royal Mail: mailPieces.events"):
                 loc = c.location(facility=ev.get("locationName"), country="GB")
                 local_text = c.opt(ev.get("eventDateTime"))
                 info = c.time_of(local_text, now=now, location=loc, home_zone=self.home_zone)

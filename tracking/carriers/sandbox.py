@@ -262,15 +262,15 @@ class Adapter(CarrierAdapter):
         if not isinstance(data, dict) or not isinstance(data.get("trackers"), list):
             raise PayloadError("sandbox: no trackers list")
         results = []
-        for tracker in data["trackers"]:
-            if not isinstance(tracker, dict):
-                raise PayloadError("sandbox: tracker is not an object")
+        for t, tracker in enumerate(c.as_objects(data["trackers"], "sandbox: trackers")):
             number = c.opt(tracker.get("tracking_number")) or tracking_number
             events = []
-            for ev in tracker.get("events") or []:
-                if not isinstance(ev, dict):
-                    raise PayloadError("sandbox: event is not an object")
-                loc_data = ev.get("location") or {}
+            for e, ev in enumerate(
+                c.as_objects(tracker.get("events"), f"sandbox: trackers[{t}].events")
+            ):
+                loc_data = c.as_object(
+                    ev.get("location"), f"sandbox: trackers[{t}].events[{e}].location"
+                )
                 loc = c.location(
                     city=loc_data.get("city"),
                     region=loc_data.get("region"),

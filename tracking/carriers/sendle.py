@@ -36,7 +36,7 @@ class Adapter(CarrierAdapter):
         if "payload" in data and isinstance(data["payload"], dict):
             data = data["payload"]
         if "tracking_events" in data:
-            raw_events = data["tracking_events"] or []
+            raw_events = c.as_objects(data["tracking_events"], "Sendle: tracking_events")
             number = tracking_number or c.opt(data.get("sendle_reference"))
         elif "event_type" in data:
             raw_events = [data]
@@ -58,8 +58,7 @@ class Adapter(CarrierAdapter):
         ]
 
     def _event(self, ev: Mapping[str, Any], now: datetime) -> RawEvent:
-        ld = ev.get("location_data") or {}
-        assert isinstance(ld, dict)
+        ld = c.as_object(ev.get("location_data"), "Sendle: location_data")
         loc = c.location(
             city=ld.get("suburb"),
             region=ld.get("state"),

@@ -51,10 +51,11 @@ class Adapter(CarrierAdapter):
                 ]
             raise PayloadError("SF Express: no msgData")
         results = []
-        for resp in c.get(msg, "routeResps", default=[]) or []:
+        msg = c.as_object(msg, "SF Express: msgData")
+        for resp in c.as_objects(msg.get("routeResps"), "SF Express: routeResps"):
             number = c.opt(resp.get("mailNo")) or tracking_number
             events = []
-            for route in resp.get("routes") or []:
+            for route in c.as_objects(resp.get("routes"), "SF Express: routes"):
                 loc = c.location(city=route.get("acceptAddress"), country="CN")
                 local_text = c.opt(route.get("acceptTime"))
                 info = c.time_of(local_text, now=now, location=loc, home_zone=self.home_zone)

@@ -36,6 +36,13 @@ from .base import (
 )
 
 TOLERANCE = timedelta(seconds=300)
+#: Unix seconds fit in 11 digits until the year 5138; longer ``t`` values are malformed.
+MAX_STAMP_DIGITS = 12
+
+
+def _substatus(node: Mapping[str, Any], what: str) -> object:
+    """``substatus.code`` (newer responses); ``substatus`` itself must be an object."""
+    return c.as_object(node.get("substatus"), what).get("code")
 
 
 class Adapter(CarrierAdapter):
@@ -57,12 +64,13 @@ class Adapter(CarrierAdapter):
             raise PayloadError("Shippo: no Track object")
         carrier = physical_carrier(track.get("carrier"))
         events = []
-        for st in track.get("tracking_history") or []:
-            events.append(self._event(st, carrier, now))
-        status = track.get("tracking_status") or {}
+        history = c.as_objects(track.get("tracking_history"), "Shippo: tracking_history")
+        for i, st in enumerate(history):
+            events.append(self._event(st, i, carrier, now))
+        status = c.as_object(track.get("tracking_status"), "Shippo: tracking_status")
         summary = None
         if status.get("status"):
-            summary_at = timeparse.parse_aware(c.opt(status.get("status_date")))
+            summary_at = timeparse.parse_aware(c.opt(status.get("status_date")), now=now)
             wall = timeparse.parse_iso(c.clean(status.get("status_date")))
             if wall is not None and wall.naive.time().isoformat() == "00:00:00":
                 summary_at = None  # date-only padding is not a timestamp
@@ -72,7 +80,7 @@ class Adapter(CarrierAdapter):
                 occurred_at=summary_at,
                 occurred_at_local=c.opt(status.get("status_date")),
                 hint=c.opt(status.get("status")),
-                detail=c.opt(c.get(status, "substatus", "code")),
+                detail=c.opt(_substatus(status, "Shippo: tracking_status.substatus")),
             )
         number = c.opt(track.get("tracking_number")) or tracking_number
         return [
@@ -88,9 +96,8 @@ class Adapter(CarrierAdapter):
             )
         ]
 
-    def _event(self, st: Mapping[str, Any], carrier: str | None, now: datetime) -> RawEvent:
-        loc_d = st.get("location") or {}
-        assert isinstance(loc_d, dict)
+    def _event(self, st: Mapping[str, Any], i: int, carrier: str | None, now: datetime) -> RawEvent:
+        loc_d = c.as_object(st.get("location"), f"Shippo: tracking_history[{i}].location")
         loc = c.location(
             city=loc_d.get("city"),
             region=loc_d.get("state"),
@@ -106,7 +113,7 @@ class Adapter(CarrierAdapter):
             info=info,
             location=loc,
             status_hint=st.get("status"),
-            detail_hint=c.get(st, "substatus", "code"),
+            detail_hint=_substatus(st, f"Shippo: tracking_history[{i}].substatus"),
             physical_carrier=carrier,
         )
 
@@ -127,16 +134,18 @@ class Adapter(CarrierAdapter):
         sig = header(headers, "Shippo-Auth-Signature")
         if sig:
             parts = dict(p.strip().split("=", 1) for p in sig.split(",") if "=" in p)
-            try:
-                stamp = int(parts.get("t", ""))
-            except ValueError as exc:
-                raise WebhookVerificationError("malformed Shippo-Auth-Signature") from exc
-            signed_at = datetime.fromtimestamp(stamp, tz=UTC)
-            if abs(now - signed_at) > TOLERANCE:
-                raise WebhookVerificationError("Shippo signature timestamp outside the tolerance")
+            stamp = parts.get("t", "").strip()
+            # Untrusted text: plain ASCII digits of a sane length, compared as
+            # integers; nothing is turned into a datetime before it is signed
+            # and within the tolerance (a huge ``t`` must not overflow).
+            if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= MAX_STAMP_DIGITS):
+                raise WebhookVerificationError("malformed Shippo-Auth-Signature")
             expected = hmac.new(secret.encode(), f"{stamp}.".encode() + body, "sha256").hexdigest()
             if not hmac.compare_digest(expected.encode(), parts.get("v1", "").lower().encode()):
                 raise WebhookVerificationError("Shippo signature mismatch")
+            if abs(int(now.timestamp()) - int(stamp)) > TOLERANCE.total_seconds():
+                raise WebhookVerificationError("Shippo signature timestamp outside the tolerance")
+            signed_at = datetime.fromtimestamp(int(stamp), tz=UTC)
             return WebhookVerification(provider=self.code, signed_at=signed_at)
         token = (query or {}).get("token") or header(headers, "X-Shippo-Token")
         if token and hmac.compare_digest(token.encode(), secret.encode()):

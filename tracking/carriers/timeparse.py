@@ -18,7 +18,11 @@ Rules, in the order they are applied by :func:`resolve`:
    see shared/carriers/EXPECTED.md); adapters whose feeds pad UTC values the
    same way (Shippo) pass ``utc_midnight_is_date=True``.
 5. Times before 1990 or later than ``now + 2 days`` are rejected: the event is
-   kept, ``occurred_at`` None and ``time_flag`` set.
+   kept, ``occurred_at`` None and ``time_flag`` set. The same holds for a
+   date-only value whose day lies outside that window (a ``1900-01-01``
+   sentinel), and for a wall time whose UTC instant Python cannot represent
+   (``0001-01-01T00:00:00+14:00``, ``9999-12-31T23:59:59-14:00``): flagged
+   ``before_1990`` / ``far_future``, never an exception.
 """
 
 from __future__ import annotations
@@ -665,15 +669,15 @@ def resolve(
         if precision == "date" or (
             utc_midnight_is_date and explicit == timedelta(0) and naive.time() == time(0)
         ):
-            return TimeInfo(
-                None, "date", naive.date(), "offset", _offset_name(explicit) if explicit else "UTC"
+            return _check_date(
+                naive.date(), "offset", _offset_name(explicit) if explicit else "UTC", now
             )
         instant = naive.replace(tzinfo=timezone(explicit))
         return _check(instant, precision, naive.date(), "offset", loc_zone, now)
     if precision == "date":
         date_zone = _offset_name(offset) if offset is not None else (loc_zone or home_zone)
-        return TimeInfo(
-            None, "date", naive.date(), "none" if date_zone is None else "location", date_zone
+        return _check_date(
+            naive.date(), "none" if date_zone is None else "location", date_zone, now
         )
     if utc_twin is not None:
         return _check(
@@ -696,8 +700,8 @@ def resolve(
             return _check(instant, precision, naive.date(), "abbreviation", loc_zone, now)
     if midnight_is_date and naive.time() == time(0):
         date_zone = loc_zone or home_zone
-        return TimeInfo(
-            None, "date", naive.date(), "none" if date_zone is None else "location", date_zone
+        return _check_date(
+            naive.date(), "none" if date_zone is None else "location", date_zone, now
         )
     if loc_zone:
         source = "location"
@@ -722,7 +726,14 @@ def _check(
     tz_name: str | None,
     now: datetime,
 ) -> TimeInfo:
-    utc = instant.astimezone(UTC)
+    try:
+        utc = instant.astimezone(UTC)
+    except OverflowError:
+        # A valid wall time whose UTC instant falls outside year 1..9999
+        # (0001-01-01 with a positive offset, 9999-12-31 with a negative one):
+        # rejected like any time outside the window, never a crash.
+        flag: TimeFlag = "before_1990" if instant.year < EARLIEST.year else "far_future"
+        return TimeInfo(None, precision, local_date, source, tz_name, flag)
     if utc < EARLIEST:
         return TimeInfo(None, precision, local_date, source, tz_name, "before_1990")
     if utc > now + FUTURE_SLACK:
@@ -730,27 +741,48 @@ def _check(
     return TimeInfo(utc, precision, local_date, source, tz_name)
 
 
-def parse_aware(text: str | None) -> datetime | None:
+def parse_aware(text: str | None, *, now: datetime | None = None) -> datetime | None:
     """An ISO value that must carry an offset (``Z`` included) -> aware UTC;
-    None for missing, naive or unparsable text."""
+    None for missing, naive or unparsable text and for an instant outside
+    datetime's range. With ``now``, a time outside the window of rule 5 is None
+    too (a shipment-level status with a rejected time is an untimed one)."""
     if not text:
         return None
     wall = parse_iso(text)
     if wall is None or wall.offset is None:
         return None
-    return wall.naive.replace(tzinfo=timezone(wall.offset)).astimezone(UTC)
+    return _aware(wall.naive, wall.offset, now)
 
 
 def parse_utc_naive(text: str | None) -> datetime | None:
     """An ISO value the provider documents as UTC even without ``Z`` (AfterShip
-    tracking-level dates) -> aware UTC; None if unparsable."""
+    tracking-level dates) -> aware UTC; None if unparsable or out of range."""
     if not text:
         return None
     wall = parse_iso(text)
     if wall is None:
         return None
-    off = wall.offset or timedelta(0)
-    return wall.naive.replace(tzinfo=timezone(off)).astimezone(UTC)
+    return _aware(wall.naive, wall.offset or timedelta(0), None)
+
+
+def _aware(naive: datetime, offset: timedelta, now: datetime | None) -> datetime | None:
+    try:
+        instant = naive.replace(tzinfo=timezone(offset)).astimezone(UTC)
+    except OverflowError:
+        return None
+    if now is not None and not EARLIEST <= instant <= now + FUTURE_SLACK:
+        return None
+    return instant
+
+
+def _check_date(day: date, source: TzSource, tz_name: str | None, now: datetime) -> TimeInfo:
+    """A date-only value (rule 4), flagged when the day lies outside rule 5's window."""
+    flag: TimeFlag | None = None
+    if day < EARLIEST.date():
+        flag = "before_1990"
+    elif day > (now + FUTURE_SLACK).date():
+        flag = "far_future"
+    return TimeInfo(None, "date", day, source, tz_name, flag)
 
 
 def local_start_of_day(day: date, tz_name: str | None) -> datetime:
@@ -758,16 +790,21 @@ def local_start_of_day(day: date, tz_name: str | None) -> datetime:
 
     With no zone known, the earliest instant the day exists anywhere
     (00:00 at UTC+14), so a date-only event is never placed later than it could be.
+    ``0001-01-01`` east of UTC starts before datetime's range: ``datetime.min`` (UTC).
     """
     tz = _zone(tz_name) if tz_name else None
     if tz is None:
         tz = timezone(timedelta(hours=14))
-    return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
+    try:
+        return datetime.combine(day, time(0), tzinfo=tz).astimezone(UTC)
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC)
 
 
-def parse_date(text: str | None, *, order: str = "ymd") -> date | None:
-    """A calendar date from a carrier date field (time part ignored); None if unparsable."""
-    if not text or not text.strip():
+def parse_date(text: object, *, order: str = "ymd") -> date | None:
+    """A calendar date from a carrier date field (time part ignored); None if
+    unparsable or not text at all (a number or an object in a JSON field)."""
+    if not isinstance(text, str) or not text.strip():
         return None
     wall = parse_local(text.strip(), order=order)
     return wall.naive.date() if wall else None

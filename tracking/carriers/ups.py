@@ -73,20 +73,20 @@ class Adapter(CarrierAdapter):
         data = c.load_json(body)
         if not isinstance(data, dict) or "trackResponse" not in data:
             raise PayloadError("UPS: no trackResponse in body")
-        return self._parse_json(data["trackResponse"], tracking_number, now)
+        return self._parse_json(
+            c.as_object(data["trackResponse"], "UPS: trackResponse"), tracking_number, now
+        )
 
     # ----- JSON (Track API v1)
     def _parse_json(
         self, resp: Mapping[str, Any], tracking_number: str | None, now: datetime
     ) -> list[TrackingResult]:
         results: list[TrackingResult] = []
-        shipments = c.get(resp, "shipment", default=[])
-        if not isinstance(shipments, list):
-            raise PayloadError("UPS: trackResponse.shipment is not a list")
+        shipments = c.as_objects(resp.get("shipment"), "UPS: trackResponse.shipment")
         for shipment in shipments:
-            inquiry = c.opt(c.get(shipment, "inquiryNumber"))
-            warnings = c.get(shipment, "warnings", default=[]) or []
-            packages = c.get(shipment, "package", default=[]) or []
+            inquiry = c.opt(shipment.get("inquiryNumber"))
+            warnings = c.as_objects(shipment.get("warnings"), "UPS: shipment.warnings")
+            packages = c.as_objects(shipment.get("package"), "UPS: shipment.package")
             if not packages:
                 message = "; ".join(
                     f"{c.clean(w.get('code'))} {c.clean(w.get('message'))}".strip()
@@ -113,9 +113,10 @@ class Adapter(CarrierAdapter):
                 if not _plausible_number(number):
                     number = tracking_number or number
                 events = [
-                    self._json_event(a, now) for a in c.get(pkg, "activity", default=[]) or []
+                    self._json_event(a, now)
+                    for a in c.as_objects(pkg.get("activity"), "UPS: package.activity")
                 ]
-                status = c.get(pkg, "currentStatus", default={}) or {}
+                status = c.as_object(pkg.get("currentStatus"), "UPS: package.currentStatus")
                 summary = None
                 if status:
                     summary = SummaryStatus(
@@ -125,8 +126,8 @@ class Adapter(CarrierAdapter):
                     )
                 eta = None
                 for kind in ("RDD", "SDD", "EDD"):
-                    for d in c.get(pkg, "deliveryDate", default=[]) or []:
-                        if c.get(d, "type") == kind:
+                    for d in c.as_objects(pkg.get("deliveryDate"), "UPS: package.deliveryDate"):
+                        if d.get("type") == kind:
                             eta = eta or timeparse.parse_date(c.get(d, "date"))
                 results.append(
                     TrackingResult(
@@ -141,7 +142,8 @@ class Adapter(CarrierAdapter):
         return results
 
     def _json_event(self, activity: Mapping[str, Any], now: datetime) -> RawEvent:
-        addr = c.get(activity, "location", "address", default={}) or {}
+        where = c.as_object(activity.get("location"), "UPS: activity.location")
+        addr = c.as_object(where.get("address"), "UPS: activity.location.address")
         loc = c.location(
             city=addr.get("city"),
             region=addr.get("stateProvince"),
@@ -156,7 +158,7 @@ class Adapter(CarrierAdapter):
             c.opt(activity.get("gmtOffset")),
         )
         info = c.time_of(local_text, now=now, location=loc, home_zone=self.home_zone, utc_twin=twin)
-        status = c.get(activity, "status", default={}) or {}
+        status = c.as_object(activity.get("status"), "UPS: activity.status")
         return c.event(
             code=status.get("code"),
             description=status.get("description"),

@@ -74,7 +74,10 @@ class Adapter(CarrierAdapter):
         self, item: Mapping[str, Any], tracking_number: str | None, now: datetime
     ) -> TrackingResult:
         number = c.opt(item.get("trackingNumber")) or tracking_number
-        events = [self._json_event(e, now) for e in item.get("trackingEvents") or []]
+        events = [
+            self._json_event(e, now)
+            for e in c.as_objects(item.get("trackingEvents"), "USPS: trackingEvents")
+        ]
         category = c.opt(item.get("statusCategory"))
         return TrackingResult(
             provider=self.code,

@@ -44,10 +44,10 @@ class Adapter(CarrierAdapter):
                 )
             ]
         results = []
-        for item in data.get("result") or []:
+        for item in c.as_objects(data.get("result"), "Yanwen: result"):
             number = c.opt(item.get("tracking_number")) or tracking_number
             events = []
-            for cp in item.get("checkpoints") or []:
+            for cp in c.as_objects(item.get("checkpoints"), "Yanwen: result[].checkpoints"):
                 loc = c.location(raw=cp.get("location"))
                 local_text = c.opt(cp.get("time_stamp"))
                 offset = timeparse.parse_offset(c.opt(cp.get("time_zone")))

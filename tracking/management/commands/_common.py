@@ -20,7 +20,10 @@ def parse_instant(value: str | None, *, name: str) -> datetime | None:
         if len(value.strip()) == 10:
             return parsed.replace(tzinfo=UTC)
         raise CommandError(f"{name}: give a Z or an offset: {value!r}", returncode=2)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00+14:00 has no UTC instant
+        raise CommandError(f"{name}: out of range: {value!r}", returncode=2) from exc
 
 
 def read_file(path: str) -> bytes:

@@ -20,7 +20,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from tracking.carriers.base import PayloadError
-from tracking.ingest import canonical_number
+from tracking.ingest import canonical_number, payload_parse
 from tracking.management.commands._common import adapter_or_exit, parse_instant, read_file
 from tracking.normalize import normalize_result
 
@@ -43,7 +43,7 @@ class Command(BaseCommand):
         body = read_file(options["file"])
         number = options.get("tracking_number")
         try:
-            results = adapter.parse(body, tracking_number=number, now=now)
+            results = payload_parse(adapter=adapter, body=body, tracking_number=number, now=now)
         except PayloadError as exc:
             raise CommandError(f"cannot parse {options['file']}: {exc}", returncode=2) from exc
         if number:
