@@ -85,6 +85,9 @@ def test_offsets_are_accepted_and_naive_times_refused(tenant):
     assert err.value.returncode == 2
     with pytest.raises(CommandError):
         run("--now", "yesterday")
+    with pytest.raises(CommandError) as err:  # no UTC instant exists for it
+        run("--now", "0001-01-01T00:00:00+14:00")
+    assert err.value.returncode == 2 and "out of range" in str(err.value)
 
 
 def test_dry_run_counts_and_writes_nothing(tenant):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from typing import Any, cast
 
 from django.db import IntegrityError
@@ -35,6 +36,8 @@ from rma.models import Shipment
 from tracking.carriers.registry import codes
 from tracking.ingest import IngestError, tracking_events_ingest
 from tracking.models import PayloadSource, RawPayload, TrackingEvent
+
+log = logging.getLogger(__name__)
 
 
 @extend_schema_field(OpenApiTypes.ANY)
@@ -123,6 +126,18 @@ class TrackingEventsView(APIView):
                 tenant=tenant, source=PayloadSource.API, idempotency_key=key
             )
             return self._replay(previous, body, data)
+        except Exception:
+            # A payload stored before the failure is an outbox entry: it is processed
+            # later. Either way the client may retry (with the same Idempotency-Key).
+            log.exception("tracking-events ingest failed for tenant %s", tenant.pk)
+            return Response(
+                {
+                    "detail": "The payload could not be processed now; retry later.",
+                    "code": "unavailable",
+                },
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": "30"},
+            )
         return Response(self._answer(tenant, result.as_summary(), result.shipments), status=202)
 
     def _answer(self, tenant: Any, summary: dict[str, Any], shipment_ids: Any) -> dict[str, Any]:

@@ -383,3 +383,28 @@ def test_malformed_command_time_out_of_range_exits_2(bad_file):
         )
     assert info.value.returncode == 2
     assert "out of range" in str(info.value)
+
+
+def test_api_answers_503_when_ingest_fails_after_parsing_and_the_outbox_keeps_it(
+    client, tenant, acme_key, monkeypatch
+):
+    """A database failure mid-ingest (injected: PostgreSQL itself does not fail on cue) is
+    a 503 with Retry-After, not a 500; the stored payload stays owed for the outbox."""
+    from django.db import OperationalError
+
+    from tracking import ingest
+
+    def broken(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(ingest, "tracking_results_ingest", broken)
+    response = post(
+        client,
+        acme_key,
+        {"carrier": "sandbox", "payload": {"trackers": [{"tracking_number": "X1", "events": []}]}},
+    )
+    assert response.status_code == 503
+    assert response["Retry-After"] == "30"
+    assert response.json()["code"] == "unavailable"
+    stored = RawPayload.objects.get(tenant=tenant)
+    assert stored.state == PayloadState.RECEIVED

@@ -29,7 +29,10 @@ def parse_instant(text: str) -> datetime:
         raise CommandError(f"--now: not an ISO 8601 time: {text!r}", returncode=2) from exc
     if value.tzinfo is None or value.utcoffset() is None:
         raise CommandError(f"--now needs Z or an offset: {text!r}", returncode=2)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise CommandError(f"--now is out of range: {text!r}", returncode=2) from exc
 
 
 class Command(BaseCommand):
