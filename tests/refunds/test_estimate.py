@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from refunds.estimate import EstimateInput, bank_delay_text, refund_estimate
 from rma.sla import BusinessCalendar, SlaTargets
 
@@ -135,3 +137,18 @@ def test_dates_outside_the_current_year_carry_their_year():
     assert spanning.text == "Expected between 29 December 2026 and 4 January 2027"
     same_year = est("first_scan", now=datetime(2026, 11, 30, tzinfo=UTC))
     assert same_year.text == "Expected between 1 and 4 December"
+
+
+@pytest.mark.parametrize(
+    ("language", "text"),
+    [
+        ("en", "Expected between 2 and 9 December"),
+        ("de", "Voraussichtlich zwischen 2. und 9. Dezember"),
+        ("fr", "Prévu entre le 2 et le 9 décembre"),
+    ],
+)
+def test_estimate_text_in_the_active_language(language, text):
+    from django.utils import translation
+
+    with translation.override(language):
+        assert est().text == text
