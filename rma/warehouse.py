@@ -36,6 +36,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Q, Sum
+from django.utils.translation import gettext
 
 from returns_portal.tenancy.models import Tenant
 from rma.models import (
@@ -127,10 +128,11 @@ def return_find_by_scan(*, tenant: Tenant, code: str) -> ReturnRequest:
     says whether another tenant has that number or tracking number)."""
     scan = scan_parse(code)
     if not scan.raw:
-        raise UnknownReturn("Nothing was scanned.")
+        raise UnknownReturn(gettext("Nothing was scanned."))
     if scan.tenant_slug is not None and scan.tenant_slug != tenant.slug:
         raise ForeignReturn(
-            f"This parcel belongs to another shop ({scan.tenant_slug}). Do not check it in here."
+            gettext("This parcel belongs to another shop (%(shop)s). Do not check it in here.")
+            % {"shop": scan.tenant_slug}
         )
     qs = ReturnRequest.objects.select_related("order").filter(tenant=tenant)
     if scan.rma_number:
@@ -147,7 +149,10 @@ def return_find_by_scan(*, tenant: Tenant, code: str) -> ReturnRequest:
         )
         if shipment is not None:
             return shipment.return_request
-    raise UnknownReturn(f"No return found for “{scan.raw[:60]}”. Check the label and try again.")
+    raise UnknownReturn(
+        gettext("No return found for “%(code)s”. Check the label and try again.")
+        % {"code": scan.raw[:60]}
+    )
 
 
 def return_get_by_number(*, tenant: Tenant, rma_number: str) -> ReturnRequest:
@@ -308,18 +313,24 @@ def inspection_record(
     for entry in entries:
         line = lines.get(entry.return_line.pk)
         if line is None:
-            raise InspectionRefused("A line does not belong to this return.")
+            raise InspectionRefused(gettext("A line does not belong to this return."))
         if entry.grade not in InspectionGrade.values:
-            raise InspectionRefused(f"Unknown grade {entry.grade!r} (A, B, C or D).")
+            raise InspectionRefused(
+                gettext("Unknown grade %(grade)s (A, B, C or D).") % {"grade": repr(entry.grade)}
+            )
         if entry.disposition not in Disposition.values:
-            raise InspectionRefused(f"Unknown disposition {entry.disposition!r}.")
+            raise InspectionRefused(
+                gettext("Unknown disposition %(disposition)s.")
+                % {"disposition": repr(entry.disposition)}
+            )
         remaining = line.quantity - done.get(line.pk, 0)
         if remaining <= 0:
             continue  # a repeat: this line is fully inspected
         quantity = remaining if entry.quantity is None else entry.quantity
         if quantity < 1 or quantity > remaining:
             raise InspectionRefused(
-                f"Line {line.order_line.sku or line.pk}: {quantity} units given, {remaining} left to inspect."
+                gettext("Line %(line)s: %(given)s units given, %(left)s left to inspect.")
+                % {"line": line.order_line.sku or line.pk, "given": quantity, "left": remaining}
             )
         inspection = Inspection(
             tenant=tenant,
@@ -469,7 +480,7 @@ def outbound_shipment_create(
     ).first()
     if existing is not None:
         if existing.return_request_id != return_request.pk:
-            raise ValueError("This tracking number belongs to another return.")
+            raise ValueError(gettext("This tracking number belongs to another return."))
         return existing, False
     has_primary = Shipment.objects.filter(
         Q(is_primary=True),

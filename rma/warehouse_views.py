@@ -21,7 +21,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
 from returns_portal.tenancy.models import Role
@@ -56,7 +56,7 @@ def _checkin_form_error(form: CheckInForm) -> str:
         return gettext("Unknown condition: choose intact or damaged.")
     if form.has_error("code", "max_length"):
         return gettext("That code is too long for an RMA code.")
-    return "Scan or type an RMA number."
+    return gettext("Scan or type an RMA number.")
 
 
 def _require_agent(request: HttpRequest) -> None:
@@ -141,14 +141,14 @@ class InspectionLineForm(forms.Form):
     quantity = forms.IntegerField(min_value=1)
     grade = forms.ChoiceField(choices=InspectionGrade.choices, initial=InspectionGrade.A)
     disposition = forms.ChoiceField(choices=Disposition.choices, initial=Disposition.RESTOCK)
-    matches = forms.BooleanField(required=False, initial=True, label="Item matches")
+    matches = forms.BooleanField(required=False, initial=True, label=gettext_lazy("Item matches"))
     note = forms.CharField(required=False, max_length=1000)
     photo = forms.ImageField(required=False)
 
     def clean_photo(self):
         photo = self.cleaned_data.get("photo")
         if photo and photo.size > 10 * 1024 * 1024:
-            raise forms.ValidationError("A photo may be at most 10 MB.")
+            raise forms.ValidationError(gettext("A photo may be at most 10 MB."))
         return photo
 
 
@@ -229,7 +229,7 @@ def inspection_page(request: HttpRequest) -> HttpResponse:
                     forms=[],
                 )
         else:
-            context.update(result="error", message="Check the highlighted fields.")
+            context.update(result="error", message=gettext("Check the highlighted fields."))
             status = 422
     elif not lines:
         context.update(result="repeat", all_inspected=True)
