@@ -22,6 +22,7 @@ refund.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -1042,6 +1043,10 @@ def refund_gateway_event(
 # --------------------------------------------------------------------------
 # Exchanges
 # --------------------------------------------------------------------------
+class ExchangeAlreadyShipped(ValueError):
+    """The replacement of this return already shipped under another tracking number."""
+
+
 @transaction.atomic
 def exchange_ship(
     *,
@@ -1059,6 +1064,11 @@ def exchange_ship(
     owes) and reaches the `exchanged` outcome milestone (source `staff`) when the
     shipment is recorded. An `exchange`-method refund is then cancelled
     ("settled by exchange"). Raises `ValueError` without exchange lines.
+
+    One replacement shipment per return, decided under the return's lock: a repeat
+    with the same carrier and tracking number changes nothing (check
+    `exchanges[0].shipment` against the request to tell a repeat); another number
+    once shipped raises `ExchangeAlreadyShipped`.
     """
     from rma.warehouse import outbound_shipment_create
 
@@ -1069,11 +1079,22 @@ def exchange_ship(
     )
     exchanges = list(
         Exchange.objects.filter(tenant=tenant, return_request=rr).select_related(
-            "return_line__order_line"
+            "return_line__order_line", "shipment"
         )
     )
     if not exchanges:
         raise ValueError(f"{rr.rma_number} has no exchange lines")
+    shipped = next((ex.shipment for ex in exchanges if ex.shipment_id is not None), None)
+    if shipped is not None:
+        if (shipped.carrier, shipped.tracking_number) == (
+            carrier.strip().lower(),
+            re.sub(r"\s+", "", tracking_number).upper(),
+        ):
+            return exchanges
+        raise ExchangeAlreadyShipped(
+            gettext("The replacement already shipped with %(carrier)s %(number)s.")
+            % {"carrier": shipped.carrier, "number": shipped.tracking_number}
+        )
     shipment, _created = outbound_shipment_create(
         tenant=tenant, return_request=rr, carrier=carrier, tracking_number=tracking_number, now=now
     )

@@ -29,7 +29,7 @@ from rest_framework.views import APIView
 
 from refunds.models import Exchange
 from refunds.selectors import refund_summary
-from refunds.services import exchange_ship
+from refunds.services import ExchangeAlreadyShipped, exchange_ship
 from rma.models import (
     CheckIn,
     Disposition,
@@ -274,21 +274,26 @@ class ExchangeView(APIView):
             if item["line_id"] not in by_line_id:
                 raise ValidationError({"lines": {str(i): {"line_id": ["not_in_return"]}}})
             prices[by_line_id[item["line_id"]]] = item["replacement_unit_price"]
-        already = Exchange.objects.filter(
-            tenant=request.api_tenant, return_request=rr, shipped_at__isnull=False
-        ).exists()
+        now = timezone.now()
         try:
-            exchange_ship(
+            exchanges = exchange_ship(
                 tenant=request.api_tenant,
                 return_request=rr,
                 carrier=data.validated_data["carrier"],
                 tracking_number=data.validated_data["tracking_number"],
-                now=timezone.now(),
+                now=now,
                 actor=_actor(request),
                 replacement_unit_prices=prices or None,
             )
+        except ExchangeAlreadyShipped as exc:
+            return Response(
+                {"detail": str(exc), "code": "exchange_already_shipped"},
+                status=status.HTTP_409_CONFLICT,
+            )
         except ValueError as exc:
             raise ValidationError({"detail": str(exc), "code": "exchange_refused"}) from exc
+        # A repeat of the shipping call finds the shipment it made before this request.
+        created = any(ex.shipped_at == now for ex in exchanges)
         return Response(
-            exchange_data(rr), status=status.HTTP_200_OK if already else status.HTTP_201_CREATED
+            exchange_data(rr), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
+from refunds.models import Exchange
 from returns_portal.tenancy.services import api_key_create
-from rma.models import CheckIn, Inspection, Milestone, ReturnException
+from rma.models import CheckIn, Inspection, Milestone, ReturnException, Shipment
 from rma.warehouse import (
     ForeignReturn,
     InspectionEntry,
@@ -694,6 +696,17 @@ def test_api_exchange_ships_outbound(client, keys, tenant):
     }
     assert api(client, a_key, "/api/v1/returns/RMA-300003/exchange/", body).status_code == 200
     assert Milestone.objects.filter(return_request=rr, name="exchanged").count() == 1
+    # One replacement per return: another number, or another price, does not ship again.
+    other = {**body, "carrier": "dhl_express", "tracking_number": "1234567890"}
+    refused = api(client, a_key, "/api/v1/returns/RMA-300003/exchange/", other)
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "exchange_already_shipped"
+    repriced = {**body, "lines": [{"line_id": line_id, "replacement_unit_price": "99.00"}]}
+    assert api(client, a_key, "/api/v1/returns/RMA-300003/exchange/", repriced).status_code == 200
+    assert Shipment.objects.filter(return_request=rr, direction="outbound").count() == 1
+    assert Exchange.objects.get(return_line__return_request=rr).replacement_unit_price == Decimal(
+        "32.50"
+    )
     no_exchange = api(
         client,
         a_key,
