@@ -18,7 +18,8 @@ DESIGN.md sections 5 and 8.5; issue 6 item 1). Every write here goes through
   every returned unit is inspected the return reaches `inspected` (source
   `staff`). `matches=False` opens `warehouse_mismatch`; a unit graded `D`
   with a note (the damage described) opens `damaged_package`. Entries for a
-  line already fully inspected are repeats and write nothing.
+  line already fully inspected before the call are repeats and write
+  nothing; within one call, entries share the line's units (more is refused).
 
 Locks: the return row (`select_for_update`) first, so concurrent scans of
 one parcel serialize; `milestone_reach` then takes the same row again.
@@ -306,6 +307,7 @@ def inspection_record(
     if not CheckIn.objects.filter(tenant=tenant, return_request=locked).exists():
         raise InspectionRefused(f"{locked.rma_number} is not checked in yet: scan it in first.")
     done = inspected_quantities(tenant=tenant, return_request=locked)
+    before = dict(done)
     lines = {
         line.pk: line for line in ReturnLine.objects.filter(tenant=tenant, return_request=locked)
     }
@@ -323,9 +325,11 @@ def inspection_record(
                 gettext("Unknown disposition %(disposition)s.")
                 % {"disposition": repr(entry.disposition)}
             )
+        if before.get(line.pk, 0) >= line.quantity:
+            continue  # a repeat: this line was fully inspected before this call
+        # Entries of this call share the line's units: one past them is refused, never
+        # dropped (a dropped "does not match" entry would let the refund go ahead).
         remaining = line.quantity - done.get(line.pk, 0)
-        if remaining <= 0:
-            continue  # a repeat: this line is fully inspected
         quantity = remaining if entry.quantity is None else entry.quantity
         if quantity < 1 or quantity > remaining:
             raise InspectionRefused(

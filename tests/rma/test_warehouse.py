@@ -508,6 +508,25 @@ def test_api_inspections(client, keys, two_returns):
     assert Inspection.objects.count() == 2
 
 
+def test_api_inspection_entries_past_the_units_are_refused_not_dropped(client, keys, two_returns):
+    a_key, _ = keys
+    a, _ = two_returns
+    _shoes, tee = list(a.lines.order_by("pk").select_related("order_line"))
+    api(client, a_key, "/api/v1/returns/RMA-100001/check-in/", {"condition": "intact"})
+    entry = {"sku": tee.order_line.sku, "quantity": 1, "disposition": "restock"}
+    both = {
+        "lines": [
+            {**entry, "grade": "A", "matches": True},
+            {**entry, "grade": "D", "disposition": "dispose", "matches": False, "note": "brick"},
+        ]
+    }
+    refused = api(client, a_key, "/api/v1/returns/RMA-100001/inspections/", both)
+    assert refused.status_code == 400
+    assert refused.json()["code"] == "inspection_refused"
+    assert "1 units given, 0 left to inspect" in refused.json()["detail"]
+    assert not Inspection.objects.filter(return_request=a).exists()
+
+
 def test_api_inspection_errors_name_the_line(client, keys, two_returns):
     a_key, _ = keys
     api(client, a_key, "/api/v1/returns/RMA-100001/check-in/", {"condition": "intact"})
