@@ -29,6 +29,7 @@ from rma.models import (
     OrderLine,
     OrderSource,
     ReturnLine,
+    ReturnRequest,
 )
 from rma.money import format_amount, quantize
 from rma.orders import (
@@ -239,6 +240,11 @@ class _OrderPlan:
         return match
 
 
+def _has_returns(order: Order) -> bool:
+    """True when any return (whatever its state) was made for `order`."""
+    return ReturnRequest.objects.filter(tenant_id=order.tenant_id, order=order).exists()
+
+
 def _order_plan(data: OrderData, *, now: datetime) -> _OrderPlan:
     """Validate `data` and compute every column `order_upsert` would write.
 
@@ -430,6 +436,12 @@ def order_upsert(
         return OrderUpsertResult(order=order, created=True, changed=True)
 
     order = existing
+    if values["currency"] != order.currency and _has_returns(order):
+        raise OrderDataError(
+            f"currency cannot change from {order.currency} to {values['currency']}: "
+            "the order has returns",
+            line=data.source_row,
+        )
     stored_lines = list(OrderLine.objects.filter(tenant=tenant, order=order).order_by("position"))
     _order_lines_check(stored_lines, data.lines, line_values)
     changes = _differences(order, values)
@@ -859,6 +871,17 @@ def order_upsert_from_api(
     if currency not in KNOWN_CURRENCIES:
         raise ReturnRefused(
             [Refusal("currency", "unknown_currency", _("Unknown ISO 4217 currency code."))]
+        )
+    if not created and currency != order.currency and _has_returns(order):
+        # Refunds are in the order's currency and never summed across currencies.
+        raise ReturnRefused(
+            [
+                Refusal(
+                    "currency",
+                    "order_has_returns",
+                    _("The currency of an order with returns cannot change."),
+                )
+            ]
         )
     for name in ORDER_API_TIME_FIELDS:
         value = fields.get(name)

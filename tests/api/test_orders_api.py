@@ -198,3 +198,26 @@ def test_put_refuses_negative_money(client, tenant, key):
     ]
     assert put(client, key, "1001", {**ORDER, "shipping": "-1"}).status_code == 400
     assert not Order.objects.filter(tenant=tenant).exists()
+
+
+def test_put_refuses_a_currency_change_once_the_order_has_returns(client, tenant, key):
+    assert put(client, key, "1001", ORDER).status_code == 201
+    order = Order.objects.get(tenant=tenant)
+    line = order.lines.order_by("position").first()
+    with time_machine.travel(NOW, tick=False):
+        return_request_create(
+            tenant=tenant,
+            order=order,
+            email="buyer@example.com",
+            lines=[ReturnLineInput(line_id=line.line_id, quantity=1, reason="other")],
+            method="drop_off",
+            source="api",
+            now=NOW,
+        )
+    response = put(client, key, "1001", {**ORDER, "currency": "EUR", "total": "1"})
+    assert response.status_code == 400
+    assert response.json()["codes"] == {"currency": ["order_has_returns"]}
+    order.refresh_from_db()
+    assert (order.currency, order.total) == ("JPY", 9899)
+    # The same currency still updates.
+    assert put(client, key, "1001", {**ORDER, "note": "gift"}).status_code == 200

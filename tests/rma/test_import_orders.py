@@ -888,6 +888,16 @@ def test_order_upsert_creates_then_is_idempotent(tenant):
     assert (order.number, order.total) == ("9001", D("11.000"))
 
 
+def test_order_upsert_keeps_the_currency_of_an_order_with_returns(tenant):
+    order = order_upsert(tenant=tenant, data=api_order(), now=NOW).order
+    ReturnRequestFactory(order=order)
+    with pytest.raises(OrderDataError) as info:
+        order_upsert(tenant=tenant, data=api_order(currency="USD"), now=NOW)
+    assert info.value.message == ("currency cannot change from KWD to USD: the order has returns")
+    order.refresh_from_db()
+    assert order.currency == "KWD"
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
