@@ -30,7 +30,9 @@ from rma.alerts import carrier_label
 from rma.models import (
     ExceptionAction,
     ExceptionActivity,
+    ExceptionKind,
     ExceptionState,
+    Milestone,
     Notification,
     NotificationState,
     Order,
@@ -47,6 +49,7 @@ from rma.services import (
     sla_policy_for,
     within_field_bounds,
 )
+from rma.states import MilestoneName
 
 #: Resolution codes staff choose from (auto-resolution codes are `auto:<why>`).
 RESOLUTION_CODES = [
@@ -70,6 +73,16 @@ class StaffNotAllowed(PermissionError):
 
 class ExceptionNotOpen(ValueError):
     """The action needs an open exception."""
+
+
+class ProofNotApplicable(ValueError):
+    """Proof of drop-off is asked only while no carrier scan exists."""
+
+
+#: The exceptions where the carrier has no record of the parcel yet.
+NO_SCAN_KINDS = frozenset({ExceptionKind.NO_FIRST_SCAN, ExceptionKind.CLAIMED_DROPOFF_NO_SCAN})
+#: Milestones that show the carrier or the warehouse has the parcel.
+PARCEL_SEEN = (MilestoneName.FIRST_SCAN, MilestoneName.DELIVERED, MilestoneName.RECEIVED)
 
 
 class NotLoyal(ValueError):
@@ -241,17 +254,27 @@ def render_proof_request(exception: ReturnException) -> tuple[str, str]:
 def exception_proof_request(
     *, exception: ReturnException, actor: Any, now: datetime
 ) -> tuple[Notification, bool]:
-    """E-mail the customer asking for proof of drop-off (key `proof_request:<exception id>`,
-    so once per exception). Returns `(notification, created)`; a return without an
-    e-mail gets a `suppressed` row."""
+    """E-mail the customer asking for proof of drop-off (key `proof_request:return:<id>`,
+    so once per return whichever of its exceptions asks). Returns `(notification,
+    created)`; a return without an e-mail gets a `suppressed` row. Raises
+    `ProofNotApplicable` unless the exception is a no-scan kind (`NO_SCAN_KINDS`) and
+    no carrier scan or check-in reached the return."""
     _require_agent(actor, exception.tenant_id)
     row = _locked_open(exception)
     rr = row.return_request
+    if row.kind not in NO_SCAN_KINDS:
+        raise ProofNotApplicable(
+            _("Proof of drop-off is asked only while the carrier has no scan.")
+        )
+    if Milestone.objects.filter(
+        tenant_id=rr.tenant_id, return_request=rr, name__in=PARCEL_SEEN
+    ).exists():
+        raise ProofNotApplicable(_("The carrier or the warehouse already has this parcel."))
     with translation.override(rr.language or "en"):
         subject, body = render_proof_request(row)
     notification, created = notification_queue(
         tenant=rr.tenant,
-        key=f"proof_request:{row.pk}",
+        key=f"proof_request:return:{rr.pk}",
         kind="proof_of_dropoff_request",
         to_email=rr.email,
         subject=subject,

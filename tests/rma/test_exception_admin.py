@@ -296,12 +296,31 @@ def test_request_proof_of_dropoff_sends_one_email(client, world, tenant_agent):
     act(c, "request_proof_of_dropoff", [world["a"].pk])
     note = Notification.objects.get()
     assert (note.key, note.to_email, note.kind) == (
-        f"proof_request:{world['a'].pk}",
+        f"proof_request:return:{world['a_rr'].pk}",
         "ann@example.com",
         "proof_of_dropoff_request",
     )
     assert "drop-off receipt" in note.body_text and "1ZAAAAAAAAAAAAAAAA" in note.body_text
     assert activity(world["a"]) == [("proof_requested", "acme-agent")]
+
+
+def test_proof_of_dropoff_only_while_the_carrier_has_no_scan(client, world, tenant_agent, tenant):
+    c = login(client, tenant_agent)
+    # A damaged package is at the warehouse: nothing to prove.
+    act(c, "request_proof_of_dropoff", [world["d"].pk])
+    # The no-scan exception's parcel got its first scan meanwhile (not yet auto-resolved).
+    milestone_reach(
+        tenant=tenant,
+        return_request=world["a_rr"],
+        name="first_scan",
+        reached_at=NOW,
+        source="carrier",
+        now=NOW,
+    )
+    response = act(c, "request_proof_of_dropoff", [world["a"].pk])
+    assert response.status_code == 302
+    assert not Notification.objects.exists()
+    assert activity(world["a"]) == [] and activity(world["d"]) == []
 
 
 def test_offer_replacement_only_to_loyal_customers(client, world, tenant_agent, tenant):
