@@ -14,10 +14,12 @@ feedback that names the RMA. A repeat scan shows the stored check-in.
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from django import forms
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -127,7 +129,21 @@ def restock_csv(request: HttpRequest) -> HttpResponse:
     """The tenant's restock decisions as CSV (`?since=<ISO 8601>`,
     `?disposition=restock,refurbish`); UTC times."""
     _require_agent(request)
-    since = parse_datetime(request.GET.get("since", "") or "")
+    since = None
+    if request.GET.get("since"):
+        try:
+            since = parse_datetime(request.GET["since"])
+            if since is not None:
+                if since.tzinfo is None:
+                    since = since.replace(tzinfo=UTC)
+                since = since.astimezone(UTC)
+        except (ValueError, OverflowError):
+            since = None
+        if since is None:
+            return HttpResponseBadRequest(
+                gettext("since: give an ISO 8601 time, like 2026-11-01T00:00:00Z."),
+                content_type="text/plain; charset=utf-8",
+            )
     dispositions = [d for d in request.GET.get("disposition", "restock").split(",") if d]
     rows = restock_rows(tenant=request.tenant, dispositions=dispositions, since=since)  # type: ignore[attr-defined]
     response = HttpResponse(rows_to_csv(rows), content_type="text/csv; charset=utf-8")

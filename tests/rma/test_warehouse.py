@@ -388,6 +388,11 @@ def test_restock_csv_page(client, tenant, tenant_agent, tenant_viewer, two_retur
     lines = response.content.decode().strip().splitlines()
     assert lines[0].startswith("rma_number,order_number,sku")
     assert len(lines) == 3
+    since = client.get("/staff/restock.csv", {"since": "2099-01-01T00:00:00Z"}, HTTP_HOST=A_HOST)
+    assert len(since.content.decode().strip().splitlines()) == 1  # the header alone
+    for bad in ("2026-13-45T00:00", "2026-11-01T00:00:00+99:00", "9999-12-31T23:59:59-14:00"):
+        refused = client.get("/staff/restock.csv", {"since": bad}, HTTP_HOST=A_HOST)
+        assert refused.status_code == 400, bad
 
 
 # --- the API ---------------------------------------------------------------
