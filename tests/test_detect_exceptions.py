@@ -88,6 +88,9 @@ def test_offsets_are_accepted_and_naive_times_refused(tenant):
     with pytest.raises(CommandError) as err:  # no UTC instant exists for it
         run("--now", "0001-01-01T00:00:00+14:00")
     assert err.value.returncode == 2 and "out of range" in str(err.value)
+    with pytest.raises(CommandError) as err:  # the next beat run would resolve them early
+        run("--now", "2999-01-01T00:00:00Z")
+    assert err.value.returncode == 2 and "in the future" in str(err.value)
 
 
 def test_dry_run_counts_and_writes_nothing(tenant):

@@ -3,9 +3,9 @@
 Runs every detector in-process under the `detect_exceptions` `JobLease`,
 released when done: runs one after another all work, two at once do the work
 once (the second prints `{"skipped": "lease held"}` and exits 0). `--now` is an
-ISO 8601 instant with `Z` or an offset (a naive time is refused, exit 2); one in
-the past is a replay that only opens and escalates, never resolves because
-time went backwards. Prints one JSON line per kind: `{"kind", "opened",
+ISO 8601 instant with `Z` or an offset (a naive time or one in the future is
+refused, exit 2); one in the past is a replay that only opens and escalates,
+never resolves because time went backwards. Prints one JSON line per kind: `{"kind", "opened",
 "resolved", "updated", "escalated", "alerts"}`.
 """
 
@@ -17,7 +17,13 @@ from datetime import UTC, datetime
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from returns_portal.detection import LEASE_NAME, LEASE_TTL, detection_run, is_replay
+from returns_portal.detection import (
+    LEASE_NAME,
+    LEASE_TTL,
+    REPLAY_TOLERANCE,
+    detection_run,
+    is_replay,
+)
 from returns_portal.tenancy.leases import job_lease
 
 
@@ -50,6 +56,14 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         wall_now = timezone.now()
         now = parse_instant(options["now"]) if options["now"] else wall_now
+        if now > wall_now + REPLAY_TOLERANCE:
+            # Exceptions opened "in the future" would be resolved by the next beat run
+            # before they were opened, and their alerts would already be sent.
+            raise CommandError(
+                f"--now is in the future ({options['now']}): detection judges the present "
+                "or replays the past",
+                returncode=2,
+            )
         resolve = not is_replay(now, wall_now)
         with job_lease(LEASE_NAME, ttl=LEASE_TTL) as holder:
             if holder is None:
