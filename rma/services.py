@@ -658,14 +658,15 @@ def _static_refusals(
             refusals.append(
                 Refusal(f"lines.{i}.note", "note_too_long", _("The note is too long."), i)
             )
-        # Customers choose a refund or an exchange for another variant (issue 6);
-        # store credit is a refund method the merchant's rules decide.
-        if line.resolution not in (LineResolution.REFUND, LineResolution.EXCHANGE):
+        # Customers choose a refund, store credit (DESIGN.md section 4; a return whose
+        # lines all ask for it is paid in store credit, with the rule's bonus) or an
+        # exchange for another variant (issue 6).
+        if line.resolution not in LineResolution.values:
             refusals.append(
                 Refusal(
                     f"lines.{i}.resolution",
                     "invalid_resolution",
-                    _("Choose a refund or an exchange."),
+                    _("Choose a refund, store credit or an exchange."),
                     i,
                 )
             )

@@ -97,7 +97,7 @@ class OrderIn(serializers.Serializer):
     payment_method = serializers.CharField(required=False, allow_blank=True, max_length=255)
     payment_reference = serializers.CharField(required=False, allow_blank=True, max_length=255)
     note = serializers.CharField(required=False, allow_blank=True, max_length=10000)
-    lines = OrderLineIn(many=True, max_length=500)  # type: ignore[call-arg]  # ListSerializer takes it
+    lines = OrderLineIn(many=True, allow_empty=False, max_length=500)  # type: ignore[call-arg]
 
     def validate(self, attrs: dict) -> dict:
         if self.context.get("creating") and not attrs.get("placed_at"):
@@ -114,7 +114,9 @@ class ReturnLineIn(serializers.Serializer):
     quantity = serializers.IntegerField(min_value=1, max_value=100_000)
     reason = serializers.CharField(max_length=50)
     note = serializers.CharField(required=False, allow_blank=True, max_length=2000)
-    resolution = serializers.ChoiceField(choices=["refund", "exchange"], default="refund")
+    resolution = serializers.ChoiceField(
+        choices=["refund", "store_credit", "exchange"], default="refund"
+    )
     exchange_sku = serializers.CharField(required=False, allow_blank=True, max_length=255)
 
 

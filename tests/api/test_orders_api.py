@@ -123,7 +123,7 @@ def test_lines_with_returns_are_protected(client, tenant, key):
 
 
 def test_validation_errors(client, tenant, key):
-    missing = put(client, key, "2002", {"lines": []})
+    missing = put(client, key, "2002", {"lines": [ORDER["lines"][0]]})
     assert missing.status_code == 400 and "placed_at" in missing.json()
     mismatch = put(client, key, "2002", dict(ORDER))
     assert mismatch.status_code == 400 and "number" in mismatch.json()
@@ -221,3 +221,9 @@ def test_put_refuses_a_currency_change_once_the_order_has_returns(client, tenant
     assert (order.currency, order.total) == ("JPY", 9899)
     # The same currency still updates.
     assert put(client, key, "1001", {**ORDER, "note": "gift"}).status_code == 200
+
+
+def test_put_refuses_an_order_without_lines(client, tenant, key):
+    response = put(client, key, "1001", {**ORDER, "lines": []})
+    assert response.status_code == 400 and "lines" in response.json()
+    assert not Order.objects.filter(tenant=tenant).exists()

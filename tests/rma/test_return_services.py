@@ -461,9 +461,26 @@ def test_exchange_line_records_the_wanted_variant_and_its_exchange(tenant):
     assert Exchange.objects.get(return_line=line).exchange_sku == "TRS-10"
 
 
+def test_store_credit_lines_make_a_store_credit_refund(tenant):
+    from refunds.models import Refund
+
+    order, (l1, _l2) = order_with_lines(tenant)
+    rr = create(
+        tenant,
+        order,
+        [
+            ReturnLineInput(
+                line_id=l1.line_id, quantity=1, reason="too_small", resolution="store_credit"
+            )
+        ],
+    )
+    assert rr.lines.get().resolution == "store_credit"
+    assert Refund.objects.get(return_request=rr).method == "store_credit"
+
+
 @pytest.mark.parametrize(
     ("resolution", "exchange_sku", "code"),
-    [("exchange", "", "exchange_sku_required"), ("store_credit", "", "invalid_resolution")],
+    [("exchange", "", "exchange_sku_required"), ("cash", "", "invalid_resolution")],
 )
 def test_exchange_refusals_write_nothing(tenant, resolution, exchange_sku, code):
     order, (l1, _l2) = order_with_lines(tenant)
