@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings as django_settings
 from django.db import transaction
 from django.db.models import Q, Sum
 from django.utils import translation
@@ -1210,41 +1212,42 @@ def refund_estimate_refresh(
     rr = ReturnRequest.objects.select_related("tenant", "return_centre", "order").get(
         pk=return_request.pk
     )
-    with translation.override(rr.language or "en"):
-        _refund_estimate_write(rr=rr, refund=refund, return_request=return_request, now=now)
+    _refund_estimate_write(rr=rr, refund=refund, return_request=return_request, now=now)
 
 
 def _refund_estimate_write(
     *, rr: ReturnRequest, refund: Refund, return_request: ReturnRequest, now: datetime
 ) -> None:
-    """`refund_estimate_refresh`'s body, in the return's language (the text is stored)."""
+    """`refund_estimate_refresh`'s body: the dates once, the text in the return's language
+    (`refund_estimate_text`, what the API shows) and in every language of
+    `settings.LANGUAGES` (`refund_estimate_texts`, for pages in another language)."""
+    start: datetime | None = None
+    end: datetime | None = None
+    text: Callable[[], str]
     if refund.method == RefundMethod.EXCHANGE:
         shipped = Exchange.objects.filter(
             tenant_id=rr.tenant_id, return_request=rr, shipped_at__isnull=False
         ).exists()
-        return_refund_summary_update(
-            return_request=return_request,
-            now=now,
-            refund_estimate_from=None,
-            refund_estimate_to=None,
-            refund_estimate_text=gettext("Exchange: your replacement is on its way.")
-            if shipped
-            else gettext("Exchange: we ship your replacement once your return is inspected."),
+
+        def text() -> str:
+            if shipped:
+                return gettext("Exchange: your replacement is on its way.")
+            return gettext("Exchange: we ship your replacement once your return is inspected.")
+
+    else:
+        settings_ = refund_settings_for(rr.tenant_id)
+        bank_min, bank_max = settings_.bank_days(refund.method)
+        reached = dict(
+            Milestone.objects.filter(tenant_id=rr.tenant_id, return_request=rr).values_list(
+                "name", "reached_at"
+            )
         )
-        return
-    settings_ = refund_settings_for(rr.tenant_id)
-    bank_min, bank_max = settings_.bank_days(refund.method)
-    reached = dict(
-        Milestone.objects.filter(tenant_id=rr.tenant_id, return_request=rr).values_list(
-            "name", "reached_at"
+        centre_country = (rr.return_centre.country if rr.return_centre else rr.tenant.country) or ""
+        domestic = (
+            not rr.order.shipping_country
+            or rr.order.shipping_country.upper() == centre_country.upper()
         )
-    )
-    centre_country = (rr.return_centre.country if rr.return_centre else rr.tenant.country) or ""
-    domestic = (
-        not rr.order.shipping_country or rr.order.shipping_country.upper() == centre_country.upper()
-    )
-    est = refund_estimate(
-        EstimateInput(
+        inputs = EstimateInput(
             trigger=refund.trigger,
             method=refund.method,
             state=refund.state,
@@ -1259,13 +1262,25 @@ def _refund_estimate_write(
             issued_at=refund.issued_at,
             now=now,
         )
-    )
+        est = refund_estimate(inputs)
+        start, end = est.start, est.end
+
+        def text() -> str:
+            return refund_estimate(inputs).text
+
+    texts: dict[str, str] = {}
+    for code, _name in django_settings.LANGUAGES:
+        with translation.override(code):
+            texts[code] = text()[:300]
+    with translation.override(rr.language or "en"):
+        own = text()[:300]
     return_refund_summary_update(
         return_request=return_request,
         now=now,
-        refund_estimate_from=est.start,
-        refund_estimate_to=est.end,
-        refund_estimate_text=est.text[:300],
+        refund_estimate_from=start,
+        refund_estimate_to=end,
+        refund_estimate_text=own,
+        refund_estimate_texts=texts,
     )
 
 

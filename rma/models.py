@@ -557,6 +557,9 @@ class ReturnRequest(TenantOwned):
     refund_estimate_from = models.DateTimeField(null=True, blank=True)
     refund_estimate_to = models.DateTimeField(null=True, blank=True)
     refund_estimate_text = models.CharField(max_length=300, blank=True)
+    # The same text in every language of settings.LANGUAGES ({"de": "..."}), so a page
+    # shown in another language than the return's never mixes two.
+    refund_estimate_texts = models.JSONField(default=dict, blank=True)
     # Due columns (kept current by services; partial indexes on open rows).
     checkin_due_at = models.DateTimeField(null=True, blank=True)
     inspection_due_at = models.DateTimeField(null=True, blank=True)

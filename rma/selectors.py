@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Sum
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from returns_portal.tenancy.models import Tenant
@@ -373,7 +374,12 @@ def tracking_page_get(*, tenant: Tenant, token: str, now: datetime) -> TrackingP
         and "first_scan" not in reached
         and not rr.is_closed
     )
+    # The stored text is in the return's language; a page in another one takes that
+    # language's text, so one page never mixes two.
     estimate = rr.refund_estimate_text
+    language = get_language() or ""
+    if language != (rr.language or "en"):
+        estimate = (rr.refund_estimate_texts or {}).get(language) or estimate
     if not estimate and rr.refund_estimate_from and rr.refund_estimate_to:
         estimate = _("Expected between %(start)s and %(end)s.") % {
             "start": rr.refund_estimate_from.date().isoformat(),

@@ -457,6 +457,7 @@ REFUND_SUMMARY_FIELDS = frozenset(
         "refund_estimate_from",
         "refund_estimate_to",
         "refund_estimate_text",
+        "refund_estimate_texts",
         "refund_rule_snapshot",
         # The expected refund: the exception queue's "value at risk" (issue 5).
         "expected_refund_amount",
@@ -468,7 +469,11 @@ REFUND_SUMMARY_FIELDS = frozenset(
 def return_refund_summary_update(
     *, return_request: ReturnRequest, now: datetime, **fields: Any
 ) -> None:
-    """Write the return's refund summary (state, estimate, rule snapshot) for the portal."""
+    """Write the return's refund summary (state, estimate, rule snapshot) for the portal.
+    A new `refund_estimate_text` without `refund_estimate_texts` drops the stale
+    per-language texts."""
+    if "refund_estimate_text" in fields:
+        fields.setdefault("refund_estimate_texts", {})
     unknown = set(fields) - REFUND_SUMMARY_FIELDS
     if unknown:
         raise ValueError(f"not refund summary fields: {sorted(unknown)}")

@@ -346,3 +346,25 @@ def test_po_passes_msgfmt_check(lang, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "untranslated" not in result.stderr and "fuzzy" not in result.stderr, result.stderr
+
+
+def test_tracking_page_shows_the_refund_estimate_in_the_page_language(client, tenant, frozen):
+    order, (line, _second) = order_with_lines(tenant)
+    rr = return_request_create(
+        tenant=tenant,
+        order=order,
+        email="buyer@example.com",
+        lines=[ReturnLineInput(line_id=line.line_id, quantity=1, reason="too_small")],
+        method="drop_off",
+        source="customer",
+        now=NOW,
+        language="fr",
+    )
+    rr.refresh_from_db()
+    assert rr.refund_estimate_text.startswith("Prévu entre le ")
+    assert rr.refund_estimate_texts["de"].startswith("Voraussichtlich zwischen ")
+    english = client.get(f"/r/{rr.token}/", HTTP_HOST=HOST, HTTP_ACCEPT_LANGUAGE="en")
+    assert rr.refund_estimate_texts["en"] in english.content.decode()
+    assert "Prévu" not in english.content.decode()
+    french = client.get(f"/r/{rr.token}/", HTTP_HOST=HOST, HTTP_ACCEPT_LANGUAGE="fr")
+    assert rr.refund_estimate_text in french.content.decode()
