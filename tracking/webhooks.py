@@ -283,16 +283,21 @@ def raw_payload_process(*, payload_id: int, tenant_id: int, now: datetime) -> In
     return _process(payload, now=now)
 
 
+def _ingest_stored(payload: RawPayload, *, now: datetime) -> IngestResult:
+    """Ingest a stored delivery's raw bytes as the delivery itself (its state is set)."""
+    return tracking_events_ingest(
+        tenant=payload.tenant,
+        provider=payload.provider,
+        body=bytes(payload.body),
+        source=payload.source,
+        now=now,
+        delivery=payload,
+    )
+
+
 def _process(payload: RawPayload, *, now: datetime) -> IngestResult | None:
     try:
-        return tracking_events_ingest(
-            tenant=payload.tenant,
-            provider=payload.provider,
-            body=bytes(payload.body),
-            source=payload.source,
-            now=now,
-            delivery=payload,
-        )
+        return _ingest_stored(payload, now=now)
     except IngestError as exc:
         log.info("payload %s rejected: %s", payload.pk, exc)
         return None
@@ -338,14 +343,7 @@ def raw_payload_replay(*, payload: RawPayload, now: datetime) -> IngestResult:
             RawPayload.objects.filter(pk=payload.pk).update(
                 state=PayloadState.RECEIVED, attempts=F("attempts") + 1
             )
-            return tracking_events_ingest(
-                tenant=payload.tenant,
-                provider=payload.provider,
-                body=bytes(payload.body),
-                source=payload.source,
-                now=now,
-                delivery=payload,
-            )
+            return _ingest_stored(payload, now=now)
     except IngestError as exc:
         _replay_failed(payload, PayloadState.REJECTED, exc.code, str(exc), now)
         exc.payload = payload
