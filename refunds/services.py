@@ -22,7 +22,6 @@ refund.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -1072,7 +1071,7 @@ def exchange_ship(
     `exchanges[0].shipment` against the request to tell a repeat); another number
     once shipped raises `ExchangeAlreadyShipped`.
     """
-    from rma.warehouse import outbound_shipment_create
+    from rma.warehouse import outbound_key, outbound_shipment_create
 
     rr = (
         ReturnRequest.objects.select_for_update(no_key=True, of=("self",))
@@ -1088,10 +1087,7 @@ def exchange_ship(
         raise ValueError(f"{rr.rma_number} has no exchange lines")
     shipped = next((ex.shipment for ex in exchanges if ex.shipment_id is not None), None)
     if shipped is not None:
-        if (shipped.carrier, shipped.tracking_number) == (
-            carrier.strip().lower(),
-            re.sub(r"\s+", "", tracking_number).upper(),
-        ):
+        if (shipped.carrier, shipped.tracking_number) == outbound_key(carrier, tracking_number):
             return exchanges
         raise ExchangeAlreadyShipped(
             gettext("The replacement already shipped with %(carrier)s %(number)s.")
@@ -1272,8 +1268,10 @@ def _refund_estimate_write(
     for code, _name in django_settings.LANGUAGES:
         with translation.override(code):
             texts[code] = text()[:300]
-    with translation.override(rr.language or "en"):
-        own = text()[:300]
+    own = texts.get(rr.language or "en")
+    if own is None:  # a language no longer configured: render it on its own
+        with translation.override(rr.language):
+            own = text()[:300]
     return_refund_summary_update(
         return_request=return_request,
         now=now,

@@ -462,6 +462,11 @@ def rows_to_csv(rows: list[list[str]]) -> str:
 
 
 @transaction.atomic
+def outbound_key(carrier: str, tracking_number: str) -> tuple[str, str]:
+    """`(carrier code, tracking number)` as an outbound shipment stores them."""
+    return carrier.strip().lower(), re.sub(r"\s+", "", tracking_number).upper()
+
+
 def outbound_shipment_create(
     *,
     tenant: Tenant,
@@ -477,8 +482,7 @@ def outbound_shipment_create(
     number belongs to another return.
     """
     ensure_same_tenant(tenant, return_request)
-    number = re.sub(r"\s+", "", tracking_number).upper()
-    carrier = carrier.strip().lower()
+    carrier, number = outbound_key(carrier, tracking_number)
     existing = Shipment.objects.filter(
         tenant=tenant, carrier=carrier, tracking_number=number, leg=1
     ).first()
